@@ -1,0 +1,111 @@
+# faultline: one non-recursive GNU Makefile.  Out-of-tree builds: objects go
+# under $(BUILD) (default build/); `make check` reuses these rules with the
+# sanitizers in build-asan/.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+OPT     ?= -O2 -g
+SAN     ?=
+VERSION := 0.1.0
+
+WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wvla -Wformat=2
+ALL_CFLAGS  = $(WARN) $(OPT) $(SAN) -D_GNU_SOURCE -fPIC -MMD -MP -I. $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+LDLIBS_CORE = -pthread -lm
+
+.DEFAULT_GOAL := all
+.PHONY: all test check bench run deps install clean format format-check
+
+# ---- the resilience core -------------------------------------------------
+CORE_SRC := $(sort $(wildcard resilience/*.c))
+CORE_HDR := $(sort $(wildcard resilience/*.h))
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_A   := $(BUILD)/libresilience.a
+CORE_SO  := $(BUILD)/libresilience.so
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CORE_A): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(CORE_SO): $(CORE_OBJ)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libresilience.so.0 -o $@ $^ $(LDLIBS_CORE)
+
+$(BUILD)/resilience.pc: resilience/resilience.pc.in
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# ---- tests: every tests/test_*.c is one TAP program ------------------------
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SH  := $(sort $(wildcard tests/*.sh))
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+# ---- benchmarks: every bench/bench_*.c is one program ---------------------
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+# ---- top-level targets ---------------------------------------------------
+all: $(CORE_A) $(CORE_SO) $(BUILD)/resilience.pc $(TEST_BIN) $(BENCH_BIN)
+
+deps:
+	@scripts/deps.sh test format bench
+
+# The sanitizers abort on the first report so that prove counts it as failure.
+export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
+
+test: $(if $(NODEPS),,deps-test) $(TEST_BIN)
+	prove -f $(TEST_BIN) $(TEST_SH)
+
+.PHONY: deps-test
+deps-test:
+	@scripts/deps.sh test
+
+check:
+	@scripts/deps.sh check
+	$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" NODEPS=1 test
+
+bench: $(BENCH_BIN)
+	@scripts/deps.sh bench
+	scripts/bench.sh $(BUILD)/bench BENCHMARKS.md
+
+# Until the orchestrator lands, "run" shows the core at work: its benchmarks.
+run: bench
+
+install: $(CORE_A) $(CORE_SO) $(BUILD)/resilience.pc
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/resilience
+	install -m 644 $(CORE_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(CORE_SO) $(DESTDIR)$(PREFIX)/lib/libresilience.so.$(VERSION)
+	ln -sf libresilience.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libresilience.so.0
+	ln -sf libresilience.so.0 $(DESTDIR)$(PREFIX)/lib/libresilience.so
+	install -m 644 $(CORE_HDR) $(DESTDIR)$(PREFIX)/include/resilience/
+	install -m 644 $(BUILD)/resilience.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+FORMAT_FILES = $(sort $(wildcard resilience/*.[ch] tests/*.[ch] bench/*.[ch] \
+	harness/*.[ch] injectors/*.[ch] probes/*.[ch] reports/*.[ch] target/*.[ch]))
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@scripts/deps.sh format
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,43 @@
+#!/bin/sh
+# Installs the Debian packages a make target needs, and only those that are
+# missing. Usage: scripts/deps.sh GROUP...  (groups: test check format bench)
+# Each requirement is "cmd:NAME:PACKAGE" (a command on PATH) or
+# "pc:MODULE:PACKAGE" (a pkg-config module).  Prints what it installs; fails
+# with the apt-get command to run when it cannot install (not root).
+set -eu
+
+reqs=""
+for group in "$@"; do
+	case "$group" in
+	test) reqs="$reqs cmd:prove:perl cmd:pkg-config:pkg-config" ;;
+	check) reqs="$reqs cmd:prove:perl cmd:pkg-config:pkg-config" ;;
+	format) reqs="$reqs cmd:clang-format:clang-format" ;;
+	bench) reqs="$reqs cmd:valgrind:valgrind" ;;
+	*) echo "deps: unknown group '$group'" >&2; exit 2 ;;
+	esac
+done
+
+missing=""
+for r in $reqs; do
+	kind=${r%%:*}; rest=${r#*:}; name=${rest%%:*}; pkg=${rest#*:}
+	case "$kind" in
+	cmd) command -v "$name" >/dev/null 2>&1 && continue ;;
+	pc) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$name" && continue ;;
+	esac
+	case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing Debian packages:$missing" >&2
+	echo "deps: run as root: apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+# An empty package list (fresh machine) makes apt-get install fail; update first.
+if ! apt-get install -y --no-install-recommends $missing </dev/null; then
+	apt-get update </dev/null
+	apt-get install -y --no-install-recommends $missing </dev/null
+fi
