@@ -220,3 +220,15 @@ int rs_control_force_breaker(struct rs_control *c, const char *name, enum rs_con
 		*prev = (enum rs_control_force)old;
 	return 0;
 }
+
+void rs_control_expo(struct rs_expo *e, const struct rs_control_block *b, const char *name)
+{
+	const char *labels[] = { "name", name, NULL };
+
+	rs_expo_family(e, "resilience_jitter_enabled", RS_EXPO_GAUGE,
+		       "1 while retry and timer jitter is on, 0 when the control block removed it");
+	rs_expo_sample(e, "resilience_jitter_enabled", labels, rs_control_jitter_enabled(b));
+	rs_expo_family(e, "resilience_retries_paused", RS_EXPO_GAUGE,
+		       "1 while the control block pauses every retry");
+	rs_expo_sample(e, "resilience_retries_paused", labels, rs_control_retries_paused(b));
+}

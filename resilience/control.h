@@ -27,6 +27,7 @@
 
 #include "resilience/alloc.h"
 #include "resilience/err.h"
+#include "resilience/expo.h"
 
 #define RS_CONTROL_ENV      "RESILIENCE_CONTROL"
 #define RS_CONTROL_MAGIC    0x4c54434c52534552ull /* "RESRLCTL" */
@@ -129,5 +130,10 @@ bool rs_control_set_retries_paused(struct rs_control *c, bool paused);
  * previous force (may be NULL).  Same errors as rs_control_breaker_slot. */
 int rs_control_force_breaker(struct rs_control *c, const char *name, enum rs_control_force force,
 			     enum rs_control_force *prev, struct rs_err *err) RS_WUR;
+
+/* Writes resilience_jitter_enabled{name} and resilience_retries_paused{name}
+ * (gauges) for one process's block; a NULL block exports the normal values
+ * (jitter 1, paused 0).  `name` labels the process (e.g. "service"). */
+void rs_control_expo(struct rs_expo *e, const struct rs_control_block *b, const char *name);
 
 #endif
