@@ -41,13 +41,42 @@ $(BUILD)/resilience.pc: resilience/resilience.pc.in
 	@mkdir -p $(@D)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
+# ---- the reference target and the harness ----------------------------------
+# Both link Debian's libuv, liburing, cJSON and http-parser (fixed names, so
+# the Makefile parses before `make deps` has installed anything).
+LDLIBS_EXT := -luv -luring -lcjson -lhttp_parser
+
+TARGET_SRC  := $(filter-out target/main.c,$(sort $(wildcard target/*.c)))
+TARGET_A    := $(BUILD)/libfltarget.a
+HARNESS_SRC := $(filter-out harness/main.c,$(sort $(wildcard harness/*.c)))
+HARNESS_A   := $(BUILD)/libflharness.a
+PROGRAMS    := $(if $(wildcard target/main.c),$(BUILD)/faultline-target) \
+	       $(if $(wildcard harness/main.c),$(BUILD)/faultline)
+
+$(TARGET_A): $(TARGET_SRC:%.c=$(BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(HARNESS_A): $(HARNESS_SRC:%.c=$(BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/faultline-target: $(BUILD)/target/main.o $(TARGET_A) $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_EXT) $(LDLIBS_CORE)
+
+$(BUILD)/faultline: $(BUILD)/harness/main.o $(HARNESS_A) $(TARGET_A) $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_EXT) $(LDLIBS_CORE)
+
 # ---- tests: every tests/test_*.c is one TAP program ------------------------
+# Tests link the harness and target archives too; the linker takes only the
+# objects a test uses.  Test scripts (tests/*.sh) find the programs through
+# $FAULTLINE_BUILD.
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SH  := $(sort $(wildcard tests/*.sh))
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(CORE_A)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS_A) $(TARGET_A) $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_EXT) $(LDLIBS_CORE)
 
 # ---- benchmarks: every bench/bench_*.c is one program ---------------------
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
@@ -57,7 +86,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(CORE_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
 
 # ---- top-level targets ---------------------------------------------------
-all: $(CORE_A) $(CORE_SO) $(BUILD)/resilience.pc $(TEST_BIN) $(BENCH_BIN)
+all: $(CORE_A) $(CORE_SO) $(BUILD)/resilience.pc $(PROGRAMS) $(TEST_BIN) $(BENCH_BIN)
 
 deps:
 	@scripts/deps.sh test format bench
@@ -66,7 +95,9 @@ deps:
 export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
 
-test: $(if $(NODEPS),,deps-test) $(TEST_BIN)
+export FAULTLINE_BUILD = $(abspath $(BUILD))
+
+test: $(if $(NODEPS),,deps-test) $(PROGRAMS) $(TEST_BIN)
 	prove -f $(TEST_BIN) $(TEST_SH)
 
 .PHONY: deps-test

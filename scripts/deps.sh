@@ -2,15 +2,19 @@
 # Installs the Debian packages a make target needs, and only those that are
 # missing. Usage: scripts/deps.sh GROUP...  (groups: test check format bench)
 # Each requirement is "cmd:NAME:PACKAGE" (a command on PATH) or
-# "pc:MODULE:PACKAGE" (a pkg-config module).  Prints what it installs; fails
+# "pc:MODULE:PACKAGE" (a pkg-config module) or "h:HEADER:PACKAGE" (a header
+# file, for libraries that ship no .pc).  Prints what it installs; fails
 # with the apt-get command to run when it cannot install (not root).
 set -eu
 
 reqs=""
 for group in "$@"; do
 	case "$group" in
-	test) reqs="$reqs cmd:prove:perl cmd:pkg-config:pkg-config" ;;
-	check) reqs="$reqs cmd:prove:perl cmd:pkg-config:pkg-config" ;;
+	test | check)
+		reqs="$reqs cmd:prove:perl cmd:pkg-config:pkg-config"
+		reqs="$reqs pc:libuv:libuv1-dev pc:liburing:liburing-dev pc:libcjson:libcjson-dev"
+		reqs="$reqs h:/usr/include/http_parser.h:libhttp-parser-dev"
+		;;
 	format) reqs="$reqs cmd:clang-format:clang-format" ;;
 	bench) reqs="$reqs cmd:valgrind:valgrind" ;;
 	*) echo "deps: unknown group '$group'" >&2; exit 2 ;;
@@ -23,6 +27,7 @@ for r in $reqs; do
 	case "$kind" in
 	cmd) command -v "$name" >/dev/null 2>&1 && continue ;;
 	pc) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$name" && continue ;;
+	h) [ -f "$name" ] && continue ;;
 	esac
 	case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
 done
