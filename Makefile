@@ -17,7 +17,7 @@ ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 LDLIBS_CORE = -pthread -lm
 
 .DEFAULT_GOAL := all
-.PHONY: all test check bench run deps install clean format format-check
+.PHONY: all test check bench bench-load run deps install clean format format-check
 
 # ---- the resilience core -------------------------------------------------
 CORE_SRC := $(sort $(wildcard resilience/*.c))
@@ -112,6 +112,11 @@ check:
 bench: $(BENCH_BIN)
 	@scripts/deps.sh bench
 	scripts/bench.sh $(BUILD)/bench BENCHMARKS.md
+
+# Load generator against wrk, on nginx-light and the reference target.
+bench-load: $(PROGRAMS)
+	@scripts/deps.sh bench-load
+	FAULTLINE_BUILD=$(abspath $(BUILD)) scripts/bench-load.sh BENCHMARKS.md
 
 # Until the orchestrator lands, "run" shows the core at work: its benchmarks.
 run: bench

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, and only those that are
-# missing. Usage: scripts/deps.sh GROUP...  (groups: test check format bench)
+# missing. Usage: scripts/deps.sh GROUP...  (groups: test check format bench bench-load)
 # Each requirement is "cmd:NAME:PACKAGE" (a command on PATH) or
 # "pc:MODULE:PACKAGE" (a pkg-config module) or "h:HEADER:PACKAGE" (a header
 # file, for libraries that ship no .pc).  Prints what it installs; fails
@@ -17,6 +17,7 @@ for group in "$@"; do
 		;;
 	format) reqs="$reqs cmd:clang-format:clang-format" ;;
 	bench) reqs="$reqs cmd:valgrind:valgrind" ;;
+	bench-load) reqs="$reqs cmd:wrk:wrk h:/usr/sbin/nginx:nginx-light" ;;
 	*) echo "deps: unknown group '$group'" >&2; exit 2 ;;
 	esac
 done
