@@ -82,8 +82,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS_A) $(TARGET_A) $(CORE_A)
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(CORE_A)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_CORE)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(HARNESS_A) $(TARGET_A) $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_EXT) $(LDLIBS_CORE)
 
 # ---- top-level targets ---------------------------------------------------
 all: $(CORE_A) $(CORE_SO) $(BUILD)/resilience.pc $(PROGRAMS) $(TEST_BIN) $(BENCH_BIN)
