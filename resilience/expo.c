@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void rs_expo_init(struct rs_expo *e, char *buf, size_t cap)
@@ -92,8 +93,15 @@ static void put_value(struct rs_expo *e, double v)
 		snprintf(num, sizeof(num), "%s", v > 0 ? "+Inf" : "-Inf");
 	else if (v == (double)(long long)v && fabs(v) < 9e15)
 		snprintf(num, sizeof(num), "%lld", (long long)v);
-	else
-		snprintf(num, sizeof(num), "%.17g", v);
+	else {
+		/* The shortest of %.15g..%.17g that reads back as the same double,
+		 * so 0.7 prints as 0.7 and no precision is lost. */
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(num, sizeof(num), "%.*g", prec, v);
+			if (strtod(num, NULL) == v)
+				break;
+		}
+	}
 	puts_(e, num);
 }
 
