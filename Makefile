@@ -17,6 +17,8 @@ ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 LDLIBS_CORE = -pthread -lm
 
 .DEFAULT_GOAL := all
+# Keep test and bench objects (intermediates of the pattern rules) between builds.
+.SECONDARY:
 .PHONY: all test check bench bench-load run deps install clean format format-check
 
 # ---- the resilience core -------------------------------------------------
@@ -31,7 +33,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(CORE_A): $(CORE_OBJ)
-	@rm -f $@
+	@mkdir -p $(@D) && rm -f $@
 	ar rcs $@ $^
 
 $(CORE_SO): $(CORE_OBJ)
@@ -54,11 +56,11 @@ PROGRAMS    := $(if $(wildcard target/main.c),$(BUILD)/faultline-target) \
 	       $(if $(wildcard harness/main.c),$(BUILD)/faultline)
 
 $(TARGET_A): $(TARGET_SRC:%.c=$(BUILD)/%.o)
-	@rm -f $@
+	@mkdir -p $(@D) && rm -f $@
 	ar rcs $@ $^
 
 $(HARNESS_A): $(HARNESS_SRC:%.c=$(BUILD)/%.o)
-	@rm -f $@
+	@mkdir -p $(@D) && rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/faultline-target: $(BUILD)/target/main.o $(TARGET_A) $(CORE_A)

@@ -119,10 +119,10 @@ static inline int bench__main(const struct bench_op *ops, void (*metrics)(void),
 	return 0;
 }
 
-#define BENCH_MAIN(ops, metrics)                         \
-	int main(int argc, char **argv)                  \
-	{                                                \
-		return bench__main(ops, metrics, argc, argv); \
+#define BENCH_MAIN(ops, metrics)                                                                   \
+	int main(int argc, char **argv)                                                            \
+	{                                                                                          \
+		return bench__main(ops, metrics, argc, argv);                                      \
 	}
 
 #endif

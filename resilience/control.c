@@ -65,7 +65,8 @@ int rs_control_open(struct rs_control **out, const char *path, int flags,
 		}
 		flags |= RS_CONTROL_RESET;
 	} else if ((size_t)st.st_size != sizeof(*b)) {
-		rc = rs__einval(err, "control: '%s' is %lld bytes, expected %zu (not a control block?)",
+		rc = rs__einval(err,
+				"control: '%s' is %lld bytes, expected %zu (not a control block?)",
 				path, (long long)st.st_size, sizeof(*b));
 		goto fail;
 	}
@@ -79,9 +80,10 @@ int rs_control_open(struct rs_control **out, const char *path, int flags,
 		block_defaults(b);
 	} else if (b->magic != RS_CONTROL_MAGIC || b->version != RS_CONTROL_VERSION ||
 		   b->size != sizeof(*b)) {
-		rc = rs__einval(err, "control: '%s' has magic %#llx version %u, expected %#llx version %u",
-				path, (unsigned long long)b->magic, b->version,
-				(unsigned long long)RS_CONTROL_MAGIC, RS_CONTROL_VERSION);
+		rc = rs__einval(
+		    err, "control: '%s' has magic %#llx version %u, expected %#llx version %u",
+		    path, (unsigned long long)b->magic, b->version,
+		    (unsigned long long)RS_CONTROL_MAGIC, RS_CONTROL_VERSION);
 		goto fail;
 	}
 	close(fd);
@@ -155,8 +157,8 @@ bool rs_control_set_retries_paused(struct rs_control *c, bool paused)
 	return prev != 0;
 }
 
-int rs_control_breaker_slot(struct rs_control *c, const char *name,
-			    const _Atomic uint32_t **slot, struct rs_err *err)
+int rs_control_breaker_slot(struct rs_control *c, const char *name, const _Atomic uint32_t **slot,
+			    struct rs_err *err)
 {
 	size_t len = name ? strlen(name) : 0;
 
@@ -187,7 +189,8 @@ int rs_control_breaker_slot(struct rs_control *c, const char *name,
 					continue;
 				memcpy(s->name, name, len + 1);
 				atomic_store(&s->force, RS_FORCE_NONE);
-				atomic_store_explicit(&s->state, RS_SLOT_NAMED, memory_order_release);
+				atomic_store_explicit(&s->state, RS_SLOT_NAMED,
+						      memory_order_release);
 				bump(c->block);
 				*slot = &s->force;
 				return 0;
@@ -209,7 +212,8 @@ int rs_control_force_breaker(struct rs_control *c, const char *name, enum rs_con
 	if (prev)
 		*prev = RS_FORCE_NONE;
 	if (force != RS_FORCE_NONE && force != RS_FORCE_OPEN && force != RS_FORCE_CLOSED)
-		return rs__einval(err, "control: force for '%s' must be none, open or closed, got %d",
+		return rs__einval(err,
+				  "control: force for '%s' must be none, open or closed, got %d",
 				  name ? name : "", (int)force);
 	rc = rs_control_breaker_slot(c, name, &slot, err);
 	if (rc < 0 || !slot)

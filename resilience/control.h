@@ -29,7 +29,7 @@
 #include "resilience/err.h"
 #include "resilience/expo.h"
 
-#define RS_CONTROL_ENV      "RESILIENCE_CONTROL"
+#define RS_CONTROL_ENV	    "RESILIENCE_CONTROL"
 #define RS_CONTROL_MAGIC    0x4c54434c52534552ull /* "RESRLCTL" */
 #define RS_CONTROL_VERSION  1u
 #define RS_CONTROL_BREAKERS 32
@@ -50,12 +50,12 @@ struct rs_control_breaker {
 };
 
 struct rs_control_block {
-	uint64_t magic;   /* RS_CONTROL_MAGIC */
-	uint32_t version; /* RS_CONTROL_VERSION */
-	uint32_t size;    /* sizeof(struct rs_control_block) */
+	uint64_t magic;			 /* RS_CONTROL_MAGIC */
+	uint32_t version;		 /* RS_CONTROL_VERSION */
+	uint32_t size;			 /* sizeof(struct rs_control_block) */
 	_Atomic uint32_t jitter_enabled; /* 1 normal; 0 jitter removed */
 	_Atomic uint32_t retries_paused; /* 0 normal; 1 no retries at all */
-	_Atomic uint64_t generation;     /* bumped after every write */
+	_Atomic uint64_t generation;	 /* bumped after every write */
 	struct rs_control_breaker breakers[RS_CONTROL_BREAKERS];
 };
 
@@ -108,9 +108,9 @@ static inline bool rs_control_retries_paused(const struct rs_control_block *b)
  * RS_FORCE_NONE. */
 static inline enum rs_control_force rs_control_force_read(const _Atomic uint32_t *slot)
 {
-	return slot ? (enum rs_control_force)atomic_load_explicit(
-			      (_Atomic uint32_t *)slot, memory_order_relaxed) :
-		      RS_FORCE_NONE;
+	return slot ? (enum rs_control_force)atomic_load_explicit((_Atomic uint32_t *)slot,
+								  memory_order_relaxed)
+		    : RS_FORCE_NONE;
 }
 
 /* Finds the slot of breaker `name`, claiming a free one if it has none yet,
@@ -118,8 +118,8 @@ static inline enum rs_control_force rs_control_force_read(const _Atomic uint32_t
  * NULL when c is NULL.  -ENOSPC when all RS_CONTROL_BREAKERS slots are taken,
  * -EINVAL for an empty name or one of RS_CONTROL_NAME_MAX bytes or more.
  * A breaker calls this once at construction and keeps the pointer. */
-int rs_control_breaker_slot(struct rs_control *c, const char *name,
-			    const _Atomic uint32_t **slot, struct rs_err *err) RS_WUR;
+int rs_control_breaker_slot(struct rs_control *c, const char *name, const _Atomic uint32_t **slot,
+			    struct rs_err *err) RS_WUR;
 
 /* Writers (the harness side).  Each stores the value, then bumps the
  * generation.  Return the previous value so a fault can restore it. */

@@ -13,10 +13,10 @@
 
 #include <stddef.h>
 
-#define RS_WUR            __attribute__((warn_unused_result))
+#define RS_WUR		  __attribute__((warn_unused_result))
 #define RS_PRINTF(fmt, a) __attribute__((format(printf, fmt, a)))
 
-#define RS_ERR_MSG_MAX 256
+#define RS_ERR_MSG_MAX	  256
 
 struct rs_err {
 	char msg[RS_ERR_MSG_MAX];

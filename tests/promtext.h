@@ -87,7 +87,8 @@ static inline int promtext_check(const char *text, char *why, size_t whylen)
 			if (strcmp(nm, fam) != 0) {
 				for (int i = 0; i < ndone; i++)
 					if (strcmp(done[i], nm) == 0) {
-						snprintf(why, whylen, "line %d: family %.100s appears twice",
+						snprintf(why, whylen,
+							 "line %d: family %.100s appears twice",
 							 lineno, nm);
 						return -1;
 					}
@@ -99,25 +100,30 @@ static inline int promtext_check(const char *text, char *why, size_t whylen)
 			}
 			if (kw[0] == 'H') {
 				if (have_help++) {
-					snprintf(why, whylen, "line %d: second HELP for %.100s", lineno, nm);
+					snprintf(why, whylen, "line %d: second HELP for %.100s",
+						 lineno, nm);
 					return -1;
 				}
 			} else {
 				char t[32] = "";
 
 				if (have_type++) {
-					snprintf(why, whylen, "line %d: second TYPE for %.100s", lineno, nm);
+					snprintf(why, whylen, "line %d: second TYPE for %.100s",
+						 lineno, nm);
 					return -1;
 				}
 				sscanf(p + k, "%31s", t);
-				if (strcmp(t, "counter") && strcmp(t, "gauge") && strcmp(t, "histogram") &&
-				    strcmp(t, "summary") && strcmp(t, "untyped")) {
-					snprintf(why, whylen, "line %d: unknown type '%s'", lineno, t);
+				if (strcmp(t, "counter") && strcmp(t, "gauge") &&
+				    strcmp(t, "histogram") && strcmp(t, "summary") &&
+				    strcmp(t, "untyped")) {
+					snprintf(why, whylen, "line %d: unknown type '%s'", lineno,
+						 t);
 					return -1;
 				}
 				if (strcmp(t, "counter") == 0 &&
 				    (strlen(nm) < 6 || strcmp(nm + strlen(nm) - 6, "_total"))) {
-					snprintf(why, whylen, "line %d: counter %.100s does not end in _total",
+					snprintf(why, whylen,
+						 "line %d: counter %.100s does not end in _total",
 						 lineno, nm);
 					return -1;
 				}
@@ -132,8 +138,9 @@ static inline int promtext_check(const char *text, char *why, size_t whylen)
 			return -1;
 		}
 		if (!fam[0] || !promtext__family_of(n0, (size_t)(p - n0), fam)) {
-			snprintf(why, whylen, "line %d: sample %.*s outside its family (current %.100s)",
-				 lineno, (int)(p - n0), n0, fam[0] ? fam : "none");
+			snprintf(why, whylen,
+				 "line %d: sample %.*s outside its family (current %.100s)", lineno,
+				 (int)(p - n0), n0, fam[0] ? fam : "none");
 			return -1;
 		}
 		if (!have_type) {
@@ -150,14 +157,16 @@ static inline int promtext_check(const char *text, char *why, size_t whylen)
 				p += 2;
 				while (*p != '"') {
 					if (*p == '\n' || !*p) {
-						snprintf(why, whylen, "line %d: unterminated label value",
+						snprintf(why, whylen,
+							 "line %d: unterminated label value",
 							 lineno);
 						return -1;
 					}
 					if (*p == '\\') {
 						if (p[1] != '\\' && p[1] != '"' && p[1] != 'n') {
-							snprintf(why, whylen, "line %d: bad escape \\%c",
-								 lineno, p[1]);
+							snprintf(why, whylen,
+								 "line %d: bad escape \\%c", lineno,
+								 p[1]);
 							return -1;
 						}
 						p++;
@@ -183,7 +192,8 @@ static inline int promtext_check(const char *text, char *why, size_t whylen)
 		series[sl] = '\0';
 		for (int i = 0; i < nseen; i++)
 			if (strcmp(seen[i], series) == 0) {
-				snprintf(why, whylen, "line %d: duplicate series %.100s", lineno, series);
+				snprintf(why, whylen, "line %d: duplicate series %.100s", lineno,
+					 series);
 				return -1;
 			}
 		if (nseen < PROMTEXT_MAX_SERIES)
@@ -213,7 +223,8 @@ static inline int promtext_check(const char *text, char *why, size_t whylen)
 				p = vend;
 			}
 			if (p != end) {
-				snprintf(why, whylen, "line %d: trailing text after the value", lineno);
+				snprintf(why, whylen, "line %d: trailing text after the value",
+					 lineno);
 				return -1;
 			}
 		}

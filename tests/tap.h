@@ -59,7 +59,8 @@ static inline void diag(const char *fmt, ...)
 	fflush(stdout);
 }
 
-static inline int tap__vok(int pass, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static inline int tap__vok(int pass, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static inline int tap__vok(int pass, const char *fmt, va_list ap)
 {
 	tap__n++;
@@ -84,7 +85,7 @@ static inline int ok(int pass, const char *fmt, ...)
 }
 
 static inline int is_int(long long got, long long want, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static inline int is_int(long long got, long long want, const char *fmt, ...)
 {
 	va_list ap;
@@ -100,7 +101,7 @@ static inline int is_int(long long got, long long want, const char *fmt, ...)
 
 /* Passes when |got - want| <= tol. */
 static inline int is_double(double got, double want, double tol, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static inline int is_double(double got, double want, double tol, const char *fmt, ...)
 {
 	va_list ap;
@@ -115,7 +116,7 @@ static inline int is_double(double got, double want, double tol, const char *fmt
 }
 
 static inline int is_str(const char *got, const char *want, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static inline int is_str(const char *got, const char *want, const char *fmt, ...)
 {
 	va_list ap;

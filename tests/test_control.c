@@ -44,7 +44,7 @@ int main(void)
 	rc = rs_control_from_env(&c, NULL, &err);
 	ok(rc == 0 && c == NULL, "without RESILIENCE_CONTROL there is no block and no error");
 	ok(rs_control_jitter_enabled(NULL) && !rs_control_retries_paused(NULL) &&
-		   rs_control_force_read(NULL) == RS_FORCE_NONE,
+	       rs_control_force_read(NULL) == RS_FORCE_NONE,
 	   "a NULL block reads as normal: jitter on, retries not paused, nothing forced");
 
 	setenv(RS_CONTROL_ENV, path, 1);

@@ -9,24 +9,24 @@
 #include "resilience/expo.h"
 
 static const char golden[] =
-	"# HELP app_requests_total requests served\n"
-	"# TYPE app_requests_total counter\n"
-	"app_requests_total{code=\"200\"} 12\n"
-	"app_requests_total{code=\"503\",path=\"/a\\\"b\\\\c\\nd\"} 3\n"
-	"# HELP app_ratio a ratio with a \\\\ and a\\nnewline\n"
-	"# TYPE app_ratio gauge\n"
-	"app_ratio 0.125\n"
-	"app_ratio{kind=\"nan\"} NaN\n"
-	"app_ratio{kind=\"inf\"} +Inf\n"
-	"app_ratio{kind=\"ninf\"} -Inf\n"
-	"app_ratio{kind=\"big\"} 12345678901\n"
-	"# HELP resilience_jitter_enabled 1 while retry and timer jitter is on, 0 when the "
-	"control block removed it\n"
-	"# TYPE resilience_jitter_enabled gauge\n"
-	"resilience_jitter_enabled{name=\"service\"} 1\n"
-	"# HELP resilience_retries_paused 1 while the control block pauses every retry\n"
-	"# TYPE resilience_retries_paused gauge\n"
-	"resilience_retries_paused{name=\"service\"} 0\n";
+    "# HELP app_requests_total requests served\n"
+    "# TYPE app_requests_total counter\n"
+    "app_requests_total{code=\"200\"} 12\n"
+    "app_requests_total{code=\"503\",path=\"/a\\\"b\\\\c\\nd\"} 3\n"
+    "# HELP app_ratio a ratio with a \\\\ and a\\nnewline\n"
+    "# TYPE app_ratio gauge\n"
+    "app_ratio 0.125\n"
+    "app_ratio{kind=\"nan\"} NaN\n"
+    "app_ratio{kind=\"inf\"} +Inf\n"
+    "app_ratio{kind=\"ninf\"} -Inf\n"
+    "app_ratio{kind=\"big\"} 12345678901\n"
+    "# HELP resilience_jitter_enabled 1 while retry and timer jitter is on, 0 when the "
+    "control block removed it\n"
+    "# TYPE resilience_jitter_enabled gauge\n"
+    "resilience_jitter_enabled{name=\"service\"} 1\n"
+    "# HELP resilience_retries_paused 1 while the control block pauses every retry\n"
+    "# TYPE resilience_retries_paused gauge\n"
+    "resilience_retries_paused{name=\"service\"} 0\n";
 
 static void write_all(struct rs_expo *e)
 {
@@ -66,7 +66,8 @@ int main(void)
 	rs_expo_init(&e, small, sizeof(small));
 	write_all(&e);
 	is_int(rs_expo_finish(&e), -ENOBUFS, "a 64-byte buffer overflows with -ENOBUFS");
-	is_int((long long)e.len, (long long)strlen(golden), "after overflow len is the size needed");
+	is_int((long long)e.len, (long long)strlen(golden),
+	       "after overflow len is the size needed");
 	is_int((long long)strlen(small), 63, "the small buffer is filled and NUL-terminated");
 
 	/* The checker itself must reject what Prometheus rejects. */

@@ -116,13 +116,13 @@ int main(void)
 							.open_ns = 5 * S,
 							.half_open_calls = 2 },
 			     &err);
-	rc |= rs_budget_new(&bu,
-			    &(struct rs_budget_opts){ .kind = RS_BUDGET_RATIO,
-						      .name = "dependency",
-						      .ratio = { .ratio = 0.1,
-								 .window_ns = 10 * S,
-								 .min_requests = 10 } },
-			    &err);
+	rc |=
+	    rs_budget_new(&bu,
+			  &(struct rs_budget_opts){
+			      .kind = RS_BUDGET_RATIO,
+			      .name = "dependency",
+			      .ratio = { .ratio = 0.1, .window_ns = 10 * S, .min_requests = 10 } },
+			  &err);
 	rc |= rs_retry_new(&re,
 			   &(struct rs_retry_opts){ .name = "dependency",
 						    .max_attempts = 3,
@@ -143,23 +143,20 @@ int main(void)
 	dopts.name = "service";
 	rc |= rs_detector_new(&de, &dopts, &err);
 	rc |= rs_shed_new(&sh, &(struct rs_shed_opts){ .name = "ingress", .seed = 1 }, &err);
-	rc |= rs_bulkhead_new(&bh,
-			      &(struct rs_bulkhead_opts){ .name = "dependency",
-							  .max_concurrent = 2,
-							  .max_queue = 4,
-							  .max_wait_ns = S },
-			      &err);
+	rc |= rs_bulkhead_new(
+	    &bh,
+	    &(struct rs_bulkhead_opts){
+		.name = "dependency", .max_concurrent = 2, .max_queue = 4, .max_wait_ns = S },
+	    &err);
 	rc |= rs_errbudget_new(&eb,
 			       &(struct rs_errbudget_opts){ .name = "availability",
 							    .slo = 0.999,
 							    .window_ns = 30 * 24 * 3600 * S },
 			       &err);
-	rc |= rs_coalesce_new(&co,
-			      &(struct rs_coalesce_opts){ .name = "items",
-							  .capacity = 16,
-							  .key_max = 32,
-							  .seed = 1 },
-			      &err);
+	rc |= rs_coalesce_new(
+	    &co,
+	    &(struct rs_coalesce_opts){ .name = "items", .capacity = 16, .key_max = 32, .seed = 1 },
+	    &err);
 	rc |= rs_idem_new(&id,
 			  &(struct rs_idem_opts){ .name = "writes",
 						  .capacity = 16,
@@ -182,10 +179,10 @@ int main(void)
 		rs_budget_record_outcome(bu, false, t);
 		rs_hist_record(hi, (uint64_t)(i + 1) * RS_NS_PER_MS);
 	}
-	rs_retry_decide(re,
-			&(struct rs_retry_input){ .attempt = 1, .now_ns = t,
-						  .breaker = rs_breaker_state(br) },
-			&dec);
+	rs_retry_decide(
+	    re,
+	    &(struct rs_retry_input){ .attempt = 1, .now_ns = t, .breaker = rs_breaker_state(br) },
+	    &dec);
 	rs_retry_decide(re, &(struct rs_retry_input){ .attempt = 3, .now_ns = t }, &dec);
 	if (rs_shed_set_score(sh, 0.95, &err) < 0)
 		bail_out("%s", err.msg);
@@ -204,11 +201,11 @@ int main(void)
 	if (rc)
 		bail_out("cannot exercise coalesce/idem");
 	rs_detector_update(de, &(struct rs_detector_sample){ .now_ns = t,
-							    .latency_ns = RS_NS_PER_MS,
-							    .offered_load = 100,
-							    .goodput = 100,
-							    .throughput = 100,
-							    .retry_amplification = 1 });
+							     .latency_ns = RS_NS_PER_MS,
+							     .offered_load = 100,
+							     .goodput = 100,
+							     .throughput = 100,
+							     .retry_amplification = 1 });
 
 	rs_expo_init(&e, buf, sizeof(buf));
 	rs_breaker_expo(&e, &br, 1);
@@ -246,7 +243,7 @@ int main(void)
 		double v = -1;
 
 		ok(promtext_value(buf, "resilience_breaker_state{name=\"dependency\"}", &v) &&
-			   v == 2,
+		       v == 2,
 		   "the breaker that tripped reads state 2 (open)");
 	}
 
