@@ -52,6 +52,12 @@ TARGET_SRC  := $(filter-out target/main.c,$(sort $(wildcard target/*.c)))
 TARGET_A    := $(BUILD)/libfltarget.a
 HARNESS_SRC := $(filter-out harness/main.c,$(sort $(wildcard harness/*.c)))
 HARNESS_A   := $(BUILD)/libflharness.a
+PROBES_SRC  := $(sort $(wildcard probes/*.c))
+PROBES_A    := $(BUILD)/libflprobes.a
+INJECT_SRC  := $(sort $(wildcard injectors/*.c))
+INJECT_A    := $(BUILD)/libflinjectors.a
+# Link order follows the dependency direction of DESIGN.md.
+FL_LIBS     := $(HARNESS_A) $(INJECT_A) $(PROBES_A) $(TARGET_A) $(CORE_A)
 PROGRAMS    := $(if $(wildcard target/main.c),$(BUILD)/faultline-target) \
 	       $(if $(wildcard harness/main.c),$(BUILD)/faultline)
 
@@ -63,10 +69,18 @@ $(HARNESS_A): $(HARNESS_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(@D) && rm -f $@
 	ar rcs $@ $^
 
+$(PROBES_A): $(PROBES_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(@D) && rm -f $@
+	ar rcs $@ $^
+
+$(INJECT_A): $(INJECT_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(@D) && rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/faultline-target: $(BUILD)/target/main.o $(TARGET_A) $(CORE_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_EXT) $(LDLIBS_CORE)
 
-$(BUILD)/faultline: $(BUILD)/harness/main.o $(HARNESS_A) $(TARGET_A) $(CORE_A)
+$(BUILD)/faultline: $(BUILD)/harness/main.o $(FL_LIBS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_EXT) $(LDLIBS_CORE)
 
 # ---- tests: every tests/test_*.c is one TAP program ------------------------
@@ -77,14 +91,14 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SH  := $(sort $(wildcard tests/*.sh))
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS_A) $(TARGET_A) $(CORE_A)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(FL_LIBS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_EXT) $(LDLIBS_CORE)
 
 # ---- benchmarks: every bench/bench_*.c is one program ---------------------
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(HARNESS_A) $(TARGET_A) $(CORE_A)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(FL_LIBS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_EXT) $(LDLIBS_CORE)
 
 # ---- top-level targets ---------------------------------------------------
