@@ -57,7 +57,8 @@ for bin in "$dir"/bench_*; do
 			echo "| $name | $value | $gl | $met | $ins |" >>"$table"
 			;;
 		metric)
-			unit=${rest%%$'\t'*}; mgoal=${rest#*$'\t'}
+			# metric lines: metric NAME VALUE UNIT GOAL
+			unit=$goal; mgoal=$rest
 			if awk -v g="$mgoal" 'BEGIN { exit !(g > 0) }'; then
 				met=$(awk -v v="$value" -v g="$mgoal" 'BEGIN { print (v <= g) ? "yes" : "**no**" }')
 				metrics+="| $name | $value $unit | ≤ $mgoal $unit | $met |"$'\n'
