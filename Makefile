@@ -120,10 +120,36 @@ test: $(if $(NODEPS),,deps-test) $(PROGRAMS) $(TEST_BIN)
 deps-test:
 	@scripts/deps.sh test
 
+# FAULTLINE_SANITIZED tells timing-sensitive tests (the metastability pair)
+# that the programs run several times slower under the sanitizers.
 check:
-	@scripts/deps.sh check
-	$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	@scripts/deps.sh check fuzz
+	FAULTLINE_SANITIZED=1 $(MAKE) --no-print-directory BUILD=build-asan \
+		OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" NODEPS=1 test
+	$(MAKE) --no-print-directory fuzz
+
+# libFuzzer on the experiment parser and validator for FUZZ_SECONDS (60 by
+# default), seeded with the shipped, example and malformed experiments and
+# every earlier crash (tests/fuzz-regressions/).  A crash fails the target and
+# leaves its input in build-fuzz/ to be added to tests/fuzz-regressions/.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := tests/fuzz_experiment.c harness/json.c harness/duration.c harness/params.c \
+	harness/families.c harness/experiment.c $(CORE_SRC)
+
+build-fuzz/fuzz_experiment: $(FUZZ_SRC) $(wildcard harness/*.h resilience/*.h)
+	@mkdir -p $(@D)
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-D_GNU_SOURCE -I. -o $@ $(FUZZ_SRC) -lm -pthread
+
+.PHONY: fuzz
+fuzz: build-fuzz/fuzz_experiment
+	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
+	cp $(wildcard experiments/*.json experiments/examples/*.json tests/bad-experiments/*.json \
+		tests/fuzz-regressions/*) build-fuzz/corpus/ 2>/dev/null || true
+	build-fuzz/fuzz_experiment -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+		-rss_limit_mb=2048 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
+		build-fuzz/corpus 2>&1 | tail -n 15
 
 bench: $(BENCH_BIN)
 	@scripts/deps.sh bench
@@ -158,6 +184,6 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -11,8 +11,6 @@
 set -euo pipefail
 dir=$1
 out=$2
-n1=20000
-n2=220000
 
 machine() {
 	local cpu
@@ -24,9 +22,15 @@ machine() {
 	echo "  syscalls are worse than on bare metal. Medians of 5 runs; the machine is noisy."
 }
 
+# The iteration difference is scaled to the op's cost (about 20 ms of native
+# time between the two runs), so slow ops do not take minutes under callgrind.
 instr_per_op() {
-	local bin=$1 op=$2 a b
+	local bin=$1 op=$2 ns=$3 a b d n1 n2
 	command -v valgrind >/dev/null 2>&1 || { echo "n/a"; return; }
+	d=$(awk -v ns="$ns" 'BEGIN { d = 2e7 / (ns > 0.1 ? ns : 0.1);
+		if (d > 200000) d = 200000; if (d < 100) d = 100; printf "%d", d }')
+	n1=$((d / 10 + 10))
+	n2=$((n1 + d))
 	a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" --op "$op" --iters $n1 2>&1 |
 		sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
 	b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" --op "$op" --iters $n2 2>&1 |
@@ -47,7 +51,7 @@ for bin in "$dir"/bench_*; do
 	while IFS=$'\t' read -r kind name value goal rest; do
 		case $kind in
 		op)
-			ins=$(instr_per_op "$bin" "$name")
+			ins=$(instr_per_op "$bin" "$name" "$value")
 			if awk -v g="$goal" 'BEGIN { exit !(g > 0) }'; then
 				met=$(awk -v v="$value" -v g="$goal" 'BEGIN { print (v <= g) ? "yes" : "**no**" }')
 				gl="≤ $goal"
