@@ -144,12 +144,17 @@ build-fuzz/fuzz_experiment: $(FUZZ_SRC) $(wildcard harness/*.h resilience/*.h)
 
 .PHONY: fuzz
 fuzz: build-fuzz/fuzz_experiment
-	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
-	cp $(wildcard experiments/*.json experiments/examples/*.json tests/bad-experiments/*.json \
-		tests/fuzz-regressions/*) build-fuzz/corpus/ 2>/dev/null || true
-	build-fuzz/fuzz_experiment -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+	@rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
+	@cp $(wildcard experiments/*.json experiments/examples/*.json tests/bad-experiments/*.json \
+		tests/fuzz-regressions/*.json) build-fuzz/corpus/
+	@echo "fuzz: $(FUZZ_SECONDS) s of libFuzzer on the experiment parser (log: build-fuzz/fuzz.log)"
+	@build-fuzz/fuzz_experiment -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
 		-rss_limit_mb=2048 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
-		build-fuzz/corpus 2>&1 | tail -n 15
+		build-fuzz/corpus >build-fuzz/fuzz.log 2>&1; rc=$$?; \
+		grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' build-fuzz/fuzz.log; \
+		if [ $$rc -ne 0 ]; then tail -n 40 build-fuzz/fuzz.log; \
+		echo "fuzz: FAILED (exit $$rc); the input is in build-fuzz/ (crash-*, leak-*, timeout-*)"; fi; \
+		exit $$rc
 
 bench: $(BENCH_BIN)
 	@scripts/deps.sh bench
