@@ -40,6 +40,9 @@ tmp=$(mktemp -d /tmp/fl-bench-load-XXXXXX)
 nginx_pid=""
 svc_pid=""
 dep_pid=""
+svc_pid_off=""
+dep_pid_off=""
+target_url_off=""
 stop_pid() {
 	local pid=$1
 	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
@@ -51,6 +54,8 @@ stop_pid() {
 cleanup() {
 	stop_pid "$svc_pid"
 	stop_pid "$dep_pid"
+	stop_pid "$svc_pid_off"
+	stop_pid "$dep_pid_off"
 	stop_pid "$nginx_pid"
 	rm -rf "$tmp"
 }
@@ -134,24 +139,30 @@ wait_listening() {
 	done
 	return 1
 }
+# start_target [SUFFIX FLAGS...]: a dependency and a service (the service
+# started with FLAGS); sets dep_pid$SUFFIX, svc_pid$SUFFIX, target_url$SUFFIX.
 start_target() {
-	local dep svc
-	"$target" --init-data "$tmp/data" --items 100 >"$tmp/init.log" 2>&1 ||
+	local sfx=${1:-} dep svc d s u
+	shift || true
+	[ -d "$tmp/data" ] || "$target" --init-data "$tmp/data" --items 100 >"$tmp/init.log" 2>&1 ||
 		{ target_note="faultline-target --init-data failed: $(tail -n 1 "$tmp/init.log")"; return 1; }
-	"$target" --role dependency --port 0 --admin-port 0 >"$tmp/dep.out" 2>"$tmp/dep.err" &
-	dep_pid=$!
-	dep=$(wait_listening "$tmp/dep.out" "$dep_pid") ||
-		{ target_note="the target's dependency did not start: $(tail -n 1 "$tmp/dep.err")"; return 1; }
+	"$target" --role dependency --port 0 --admin-port 0 >"$tmp/dep$sfx.out" 2>"$tmp/dep$sfx.err" &
+	d=$!
+	printf -v "dep_pid$sfx" %s "$d"
+	dep=$(wait_listening "$tmp/dep$sfx.out" "$d") ||
+		{ target_note="the target's dependency did not start: $(tail -n 1 "$tmp/dep$sfx.err")"; return 1; }
 	"$target" --role service --port 0 --admin-port 0 --data-dir "$tmp/data" --dependency "$dep" \
-		>"$tmp/svc.out" 2>"$tmp/svc.err" &
-	svc_pid=$!
-	svc=$(wait_listening "$tmp/svc.out" "$svc_pid") ||
-		{ target_note="the target's service did not start: $(tail -n 1 "$tmp/svc.err")"; return 1; }
-	target_url=http://$svc/item/1
+		"$@" >"$tmp/svc$sfx.out" 2>"$tmp/svc$sfx.err" &
+	s=$!
+	printf -v "svc_pid$sfx" %s "$s"
+	svc=$(wait_listening "$tmp/svc$sfx.out" "$s") ||
+		{ target_note="the target's service did not start: $(tail -n 1 "$tmp/svc$sfx.err")"; return 1; }
+	u=http://$svc/item/1
 	# Warm the cache: the measured requests are all hits.
-	"$fl" load "$target_url" --requests 10 --connections 1 >"$tmp/warm.log" 2>&1 &&
+	"$fl" load "$u" --requests 10 --connections 1 >"$tmp/warm.log" 2>&1 &&
 		grep -q ' 10 ok' "$tmp/warm.log" ||
-		{ target_note="GET $target_url did not answer 200: $(grep -m1 Errors "$tmp/warm.log")"; target_url=""; return 1; }
+		{ target_note="GET $u did not answer 200: $(grep -m1 Errors "$tmp/warm.log")"; return 1; }
+	printf -v "target_url$sfx" %s "$u"
 }
 if [ ! -x "$target" ]; then
 	target_note="faultline-target is not built (\$FAULTLINE_BUILD/faultline-target absent): skipped."
@@ -249,6 +260,32 @@ open_line=$(awk -v s="${started% *}" -v t="${started#* }" -v r="$rate" -v l="$la
 	met = (err <= 1 && err >= -1) ? "met" : "**missed**"
 	printf "Open loop at %d requests/s for 5 s, 50 connections: %d of %d scheduled requests started (achieved rate %.2f%% off the requested one; goal within 1%%: %s). p99 corrected %s, uncorrected %s.", r, s, t, err, met, q[1], q[2] }')
 
+# ---- the target's own cost: every defense on against every defense off -------
+# Same cached GET, wrk -t1 -c50, alternating; the service's CPU per request
+# (from /proc) says what the core's mechanisms cost on the hit path.
+mech_line=""
+if [ -n "$target_url" ] && start_target _off --no-breaker --no-budget --no-jitter --no-shed \
+	--no-detector --no-coalesce; then
+	: >"$tmp/on.rps"; : >"$tmp/on.cpu"; : >"$tmp/off.rps"; : >"$tmp/off.cpu"
+	for i in $(seq "$runs"); do
+		for v in on off; do
+			if [ $v = on ]; then server_pid=$svc_pid; u=$target_url; else server_pid=$svc_pid_off; u=$target_url_off; fi
+			read -r n s cpu busy < <(run_one wrk wrk -t1 -c50 -d"${secs}s" "$u")
+			w=$(awk -v b="$busy" -v s="$s" -v n="$n" 'BEGIN { printf "%.3f", b * s * 1e6 / n }')
+			awk -v n="$n" -v s="$s" 'BEGIN { printf "%.1f\n", n / s }' >>"$tmp/$v.rps"
+			echo "$w" >>"$tmp/$v.cpu"
+			echo "bench-load: target defenses $v run $i: $n requests in ${s}s, service ${w} µs CPU/request"
+		done
+	done
+	server_pid=$nginx_worker
+	mech_line=$(awk -v onr="$(median <"$tmp/on.rps")" -v offr="$(median <"$tmp/off.rps")" \
+		-v onc="$(median <"$tmp/on.cpu")" -v offc="$(median <"$tmp/off.cpu")" 'BEGIN {
+		met = (onr >= 20000) ? "met" : "**missed**"
+		printf "faultline-target, cached GET /item/1, wrk -t1 -c50, medians of the runs: every defense on %.0f req/s at %.2f µs of service CPU per request; every defense off (--no-breaker --no-budget --no-jitter --no-shed --no-detector --no-coalesce) %.0f req/s at %.2f µs. The mechanisms cost %.2f µs per cached request (%.0f%%). The service is one libuv loop, so this is one core; goal ≥ 20k req/s with the mechanisms on: %s.", onr, onc, offr, offc, onc - offc, (onc - offc) / offc * 100, met }')
+else
+	mech_line="The defenses-on/off comparison of faultline-target did not run: ${target_note:-the second target did not start}."
+fi
+
 section=$tmp/section.md
 {
 	echo "<!-- load:begin -->"
@@ -268,6 +305,8 @@ section=$tmp/section.md
 	echo "Spread of requests/s over the runs: $spread"
 	echo
 	echo "$open_line"
+	echo
+	echo "$mech_line"
 	if [ -n "$target_note" ]; then
 		echo
 		echo "$target_note"
