@@ -56,8 +56,10 @@ PROBES_SRC  := $(sort $(wildcard probes/*.c))
 PROBES_A    := $(BUILD)/libflprobes.a
 INJECT_SRC  := $(sort $(wildcard injectors/*.c))
 INJECT_A    := $(BUILD)/libflinjectors.a
+REPORTS_SRC := $(sort $(wildcard reports/*.c))
+REPORTS_A   := $(BUILD)/libflreports.a
 # Link order follows the dependency direction of DESIGN.md.
-FL_LIBS     := $(HARNESS_A) $(INJECT_A) $(PROBES_A) $(TARGET_A) $(CORE_A)
+FL_LIBS     := $(HARNESS_A) $(REPORTS_A) $(INJECT_A) $(PROBES_A) $(TARGET_A) $(CORE_A)
 PROGRAMS    := $(if $(wildcard target/main.c),$(BUILD)/faultline-target) \
 	       $(if $(wildcard harness/main.c),$(BUILD)/faultline)
 
@@ -74,6 +76,10 @@ $(PROBES_A): $(PROBES_SRC:%.c=$(BUILD)/%.o)
 	ar rcs $@ $^
 
 $(INJECT_A): $(INJECT_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(@D) && rm -f $@
+	ar rcs $@ $^
+
+$(REPORTS_A): $(REPORTS_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(@D) && rm -f $@
 	ar rcs $@ $^
 

@@ -1,7 +1,12 @@
 /* faultline: the command line.  Subcommands live in one table; each parses
  * its own options.  Exit codes (DESIGN.md section 7): 0 success, 1 failure,
- * 2 invalid input or usage.  `faultline load` stopped by SIGINT or SIGTERM
- * prints what it measured and exits 0, as wrk does. */
+ * 2 invalid input or usage, 3 aborted (faults reverted), 4 capability
+ * missing.  `faultline load` stopped by SIGINT or SIGTERM prints what it
+ * measured and exits 0, as wrk does.
+ *
+ * "faultline __exec PPID -- PROGRAM ARGS..." is internal: the runner starts
+ * target processes through it so that they die with the harness
+ * (harness/target_proc.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -14,8 +19,11 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "harness/cmd_validate.h"
+#include "harness/commands.h"
 #include "harness/duration.h"
 #include "harness/loadgen.h"
+#include "harness/target_proc.h"
 #include "resilience/clock.h"
 
 #ifndef FL_VERSION
@@ -33,6 +41,12 @@ struct command {
 static int cmd_load(int argc, char **argv);
 
 static const struct command commands[] = {
+	{ "run", fl_cmd_run, "run an experiment: target, load, faults, probes, verdicts" },
+	{ "validate", fl_cmd_validate,
+	  "check experiment files; print every error with its location" },
+	{ "list", fl_cmd_list, "list the fault and probe families with their parameters" },
+	{ "doctor", fl_cmd_doctor, "say what this machine can inject, and why not" },
+	{ "recover", fl_cmd_recover, "revert the faults that crashed runs left behind" },
 	{ "load", cmd_load, "drive HTTP load at a URL; print throughput, latency and errors" },
 };
 
@@ -667,6 +681,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "__exec") == 0)
+		return fl_tproc_shim_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("faultline %s\n", FL_VERSION);
 		return 0;
