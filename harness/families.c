@@ -130,7 +130,7 @@ static const struct fl_param_spec prometheus_params[] = {
 	  "label values a series must have (others are ignored)" },
 	{ "mode", FL_PT_ENUM, 0, "gauge", NULL, NULL, prom_modes, NULL, NULL,
 	  "gauge: the value; rate: a counter's increase per second; delta: a counter's "
-	  "increase since the previous sample" },
+	  "increase since the probe's first sample" },
 	{ "combine", FL_PT_ENUM, 0, "sum", NULL, NULL, prom_combine, NULL, NULL,
 	  "how several matching series become one value" },
 	{ "role", FL_PT_ENUM, 0, "service", NULL, NULL, roles_service_first, NULL, NULL,
@@ -212,7 +212,8 @@ static const char *const client_latency[] = { "corrected", "uncorrected", "first
 
 static const struct fl_param_spec client_params[] = {
 	{ "metric", FL_PT_ENUM, FL_P_REQUIRED, NULL, NULL, NULL, fl_client_metrics, NULL, NULL,
-	  "counts per sampling interval; rates and ratios in [0, 1]; latency in seconds; "
+	  "requests, attempts, successes, failures, timeouts: cumulative counts since load "
+	  "started; rates and ratios in [0, 1]; latency in seconds; "
 	  "throughput and goodput per second; amplification = attempts / requests" },
 	{ "latency", FL_PT_ENUM, 0, "corrected", NULL, NULL, client_latency, NULL, NULL,
 	  "latency metrics: end to end from the due time (corrected), from the first send "

@@ -257,8 +257,8 @@ static void print_summary(const struct fl_loadgen_opts *o, const char *url,
 	uint64_t done = t->successes + t->failures;
 
 	printf("faultline load %s: %s, %u connections, seed %" PRIu64 "%s\n", url,
-	       o->rate > 0 ? "open loop" : "closed loop", o->connections, o->seed,
-	       interrupted ? " (interrupted)" : "");
+	       o->rate > 0 ? "open loop" : "closed loop", o->connections ? o->connections : 10,
+	       o->seed, interrupted ? " (interrupted)" : "");
 	if (o->rate > 0) {
 		/* The schedule's length: the duration, or the time --requests take. */
 		double window =
