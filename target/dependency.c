@@ -59,48 +59,6 @@ struct fl_dependency {
 
 /* ---- small helpers -------------------------------------------------------------- */
 
-/* Parses a decimal id 1..2^53 without sign or leading zeros. */
-static int parse_id(const char *s, size_t n, uint64_t *id)
-{
-	uint64_t v = 0;
-
-	if (n == 0 || n > 16 || s[0] == '0')
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > (1ull << 53))
-		return -EINVAL;
-	*id = v;
-	return 0;
-}
-
-/* Copies the value of query parameter `name` into out; 0 or -ENOENT. */
-static int query_get(const char *q, size_t qlen, const char *name, char *out, size_t outlen)
-{
-	size_t nl = strlen(name);
-	const char *p = q, *end = q + qlen;
-
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-
-		if ((size_t)(stop - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-			size_t vl = (size_t)(stop - p) - nl - 1;
-
-			if (vl >= outlen)
-				return -E2BIG;
-			memcpy(out, p + nl + 1, vl);
-			out[vl] = '\0';
-			return 0;
-		}
-		p = stop + 1;
-	}
-	return -ENOENT;
-}
-
 static void respond(struct fl_dependency *d, struct fl_http_req *req, enum fl_route route,
 		    int status, const char *ctype, const char *extra, const void *body, size_t len)
 {
@@ -249,11 +207,11 @@ static void stock(struct fl_dependency *d, struct fl_http_req *req)
 	uint64_t now = uv_hrtime();
 	char tmo[24];
 
-	if (parse_id(req->path + 7, req->path_len - 7, &j.id) < 0) {
+	if (fl_http_path_id(req->path + 7, req->path_len - 7, &j.id) < 0) {
 		respond_text(d, req, FL_ROUTE_STOCK, 400, "bad id\n");
 		return;
 	}
-	if (query_get(req->query, req->query_len, "timeout_ms", tmo, sizeof(tmo)) == 0) {
+	if (fl_http_query_get(req->query, req->query_len, "timeout_ms", tmo, sizeof(tmo)) == 0) {
 		char *end;
 		unsigned long long ms = strtoull(tmo, &end, 10);
 
@@ -368,7 +326,7 @@ static void capacity(struct fl_dependency *d, struct fl_http_req *req)
 	int n;
 
 	if (req->method == HTTP_POST) {
-		if (query_get(req->query, req->query_len, "factor", val, sizeof(val)) < 0) {
+		if (fl_http_query_get(req->query, req->query_len, "factor", val, sizeof(val)) < 0) {
 			respond_text(d, req, FL_ROUTE_ADMIN, 400,
 				     "capacity: factor=F is required\n");
 			return;

@@ -122,6 +122,46 @@ static const struct {
 	{ 504, "Gateway Timeout" },
 };
 
+int fl_http_query_get(const char *q, size_t qlen, const char *name, char *out, size_t outlen)
+{
+	size_t nl = strlen(name);
+	const char *p = q, *end = q + qlen;
+
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+
+		if ((size_t)(stop - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			size_t vl = (size_t)(stop - p) - nl - 1;
+
+			if (vl >= outlen)
+				return -E2BIG;
+			memcpy(out, p + nl + 1, vl);
+			out[vl] = '\0';
+			return 0;
+		}
+		p = stop + 1;
+	}
+	return -ENOENT;
+}
+
+int fl_http_path_id(const char *s, size_t n, uint64_t *id)
+{
+	uint64_t v = 0;
+
+	if (n == 0 || n > 16 || s[0] == '0')
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > (1ull << 53))
+		return -EINVAL;
+	*id = v;
+	return 0;
+}
+
 const char *fl_http_reason(int status)
 {
 	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)

@@ -166,6 +166,16 @@ int fl_http_respond(struct fl_http_req *req, int status, const char *content_typ
  * NULL), or NULL when absent.  The first of repeated headers wins. */
 const char *fl_http_req_header(const struct fl_http_req *req, const char *name, size_t *len);
 
+/* Copies the value of query parameter `name` of q ("a=1&b=2", qlen bytes,
+ * as in fl_http_req.query) into out, NUL-terminated, without decoding.
+ * Returns 0; -ENOENT when absent; -E2BIG when the value does not fit in
+ * outlen bytes with its NUL (out unchanged). */
+int fl_http_query_get(const char *q, size_t qlen, const char *name, char *out, size_t outlen);
+
+/* Parses the id segment of a path such as /item/{id}: n decimal digits,
+ * 1..2^53, no sign, no leading zero.  Returns 0 and sets *id; -EINVAL. */
+int fl_http_path_id(const char *s, size_t n, uint64_t *id);
+
 /* The reason phrase for a status ("OK", "Not Found"...; "Unknown" for
  * others).  Static. */
 const char *fl_http_reason(int status);

@@ -531,6 +531,36 @@ static void run_until(_Atomic int *flag, int want, int secs)
 		uv_run(&loop, UV_RUN_ONCE);
 }
 
+/* The path and query helpers the roles share. */
+static void test_helpers(void)
+{
+	char v[8] = "";
+	uint64_t id = 0;
+	const char *q = "prefix=item-1&factor=0.3&empty=&x";
+
+	is_int(fl_http_query_get(q, strlen(q), "factor", v, sizeof(v)), 0, "query: factor found");
+	is_str(v, "0.3", "query: factor's value");
+	is_int(fl_http_query_get(q, strlen(q), "prefix", v, sizeof(v)), 0, "query: first one");
+	is_str(v, "item-1", "query: first one's value");
+	is_int(fl_http_query_get(q, strlen(q), "fact", v, sizeof(v)), -ENOENT,
+	       "query: a prefix of a name is not the name");
+	is_int(fl_http_query_get(q, strlen(q), "x", v, sizeof(v)), -ENOENT,
+	       "query: a name without '=' has no value");
+	is_int(fl_http_query_get(q, 13, "factor", v, sizeof(v)), -ENOENT,
+	       "query: nothing is read past qlen");
+	is_int(fl_http_query_get(q, strlen(q), "prefix", v, 6), -E2BIG,
+	       "query: a value longer than the buffer is refused");
+	is_int(fl_http_path_id("9007199254740992", 16, &id), 0, "path id: 2^53 accepted");
+	ok(id == (1ull << 53), "path id: 2^53's value");
+	ok(fl_http_path_id("9007199254740993", 16, &id) == -EINVAL &&
+	       fl_http_path_id("012", 3, &id) == -EINVAL &&
+	       fl_http_path_id("", 0, &id) == -EINVAL && fl_http_path_id("-1", 2, &id) == -EINVAL &&
+	       fl_http_path_id("12345678901234567", 17, &id) == -EINVAL,
+	   "path id: above 2^53, leading zero, empty, signed and 17 digits are refused");
+	is_int(fl_http_path_id("42/x", 2, &id) == 0 ? (int)id : -1, 42,
+	       "path id: reads n bytes only");
+}
+
 int main(void)
 {
 	struct rs_err err = { "" };
@@ -540,7 +570,8 @@ int main(void)
 
 	alarm(60);
 	signal(SIGPIPE, SIG_IGN);
-	plan(42);
+	plan(54);
+	test_helpers();
 	uv_loop_init(&loop);
 	uv_async_init(&loop, &wake, on_wake);
 
