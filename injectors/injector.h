@@ -29,7 +29,8 @@
  *             retries through fl_client_hooks.  Revert restores the previous
  *             values read just before apply.
  *   cache     POST /admin/cache/flush, /admin/cache/flush?prefix=P or
- *             /admin/cache/expire on the service's admin endpoint; verify
+ *             /admin/cache/expire?in_us=N (expire_in) on the service's
+ *             admin endpoint; verify
  *             reads GET /admin/cache: the target's flushed counter grew by
  *             what the flush reported, and (flush all) the cache is smaller
  *             than before or every entry it holds came after a miss since the

@@ -159,47 +159,6 @@ static void fetch_done(struct op *op, int status, const char *body, size_t len);
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static int parse_id(const char *s, size_t n, uint64_t *id)
-{
-	uint64_t v = 0;
-
-	if (n == 0 || n > 16 || s[0] == '0')
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > (1ull << 53))
-		return -EINVAL;
-	*id = v;
-	return 0;
-}
-
-/* Copies the value of query parameter `name` into out; 0, -ENOENT, -E2BIG. */
-static int query_get(const char *q, size_t qlen, const char *name, char *out, size_t outlen)
-{
-	size_t nl = strlen(name);
-	const char *p = q, *end = q + qlen;
-
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-
-		if ((size_t)(stop - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-			size_t vl = (size_t)(stop - p) - nl - 1;
-
-			if (vl >= outlen)
-				return -E2BIG;
-			memcpy(out, p + nl + 1, vl);
-			out[vl] = '\0';
-			return 0;
-		}
-		p = stop + 1;
-	}
-	return -ENOENT;
-}
-
 static uint64_t ms_ceil(uint64_t ns)
 {
 	return (ns + RS_NS_PER_MS - 1) / RS_NS_PER_MS;
@@ -898,7 +857,7 @@ static void on_http(struct fl_http_req *req, void *ctx)
 		if (req->method != HTTP_GET && req->method != HTTP_POST)
 			respond(s, req, route, 405, "text/plain", "Allow: GET, POST\r\n",
 				"method not allowed\n", 19);
-		else if (parse_id(req->path + 6, req->path_len - 6, &id) < 0)
+		else if (fl_http_path_id(req->path + 6, req->path_len - 6, &id) < 0)
 			respond_text(s, req, route, 400, "bad item id\n");
 		else if (req->method == HTTP_GET)
 			item_get(s, req, id);
@@ -932,7 +891,8 @@ static void admin_cache(struct fl_service *s, struct fl_http_req *req, const cha
 	if (req->method != HTTP_POST)
 		goto not_allowed;
 	if (strcmp(what, "/flush") == 0) {
-		rc = query_get(req->query, req->query_len, "prefix", prefix, sizeof(prefix));
+		rc =
+		    fl_http_query_get(req->query, req->query_len, "prefix", prefix, sizeof(prefix));
 		if (rc == -E2BIG) {
 			respond_text(s, req, FL_ROUTE_ADMIN, 400, "prefix too long\n");
 			return;
@@ -941,8 +901,28 @@ static void admin_cache(struct fl_service *s, struct fl_http_req *req, const cha
 			    : fl_cache_flush(s->cache);
 		respond_json(s, req, "{\"flushed\":%zu}", n);
 	} else if (strcmp(what, "/expire") == 0) {
-		n = fl_cache_expire_all(s->cache, uv_hrtime());
-		respond_json(s, req, "{\"expired\":%zu}", n);
+		/* in_us=N: every entry expires N µs from now (default 0: now). */
+		char v[16], *end;
+		unsigned long long in_us = 0;
+
+		rc = fl_http_query_get(req->query, req->query_len, "in_us", v, sizeof(v));
+		if (rc == 0) {
+			errno = 0;
+			in_us = strtoull(v, &end, 10);
+			if (v[0] < '0' || v[0] > '9' || *end || errno || in_us > 3600000000ull)
+				rc = -EINVAL;
+		}
+		if (rc != 0 && rc != -ENOENT) {
+			respond_text(s, req, FL_ROUTE_ADMIN, 400,
+				     "in_us must be an integer from 0 to 3600000000\n");
+			return;
+		}
+		/* The counters at the instant of the expiry let the harness tell
+		 * lookups before it from those after it. */
+		n = fl_cache_expire_all(s->cache, uv_hrtime() + in_us * RS_NS_PER_US);
+		respond_json(s, req,
+			     "{\"expired\":%zu,\"in_us\":%llu,\"hits\":%llu,\"misses\":%llu}", n,
+			     in_us, (unsigned long long)cs->hits, (unsigned long long)cs->misses);
 	} else {
 		respond_text(s, req, FL_ROUTE_ADMIN, 404, "not found\n");
 	}
@@ -956,7 +936,7 @@ static void admin_trigger(struct fl_service *s, struct fl_http_req *req)
 	char v[8];
 
 	if (req->method == HTTP_POST) {
-		if (query_get(req->query, req->query_len, "active", v, sizeof(v)) < 0 ||
+		if (fl_http_query_get(req->query, req->query_len, "active", v, sizeof(v)) < 0 ||
 		    (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)) {
 			respond_text(s, req, FL_ROUTE_ADMIN, 400,
 				     "trigger: active=0|1 is required\n");

@@ -41,8 +41,10 @@
  * Admin port (127.0.0.1:cfg->admin_port only), the three above plus:
  *   POST /admin/cache/flush[?prefix=P]  drop every entry, or those whose
  *     key ("item/{id}") starts with P: {"flushed":N}
- *   POST /admin/cache/expire  every entry expires now (the synchronized-TTL
- *     stampede): {"expired":N}
+ *   POST /admin/cache/expire[?in_us=N]  every entry expires at one instant,
+ *     now or N µs from now (0..3600000000; the synchronized-TTL stampede):
+ *     {"expired":N,"in_us":N,"hits":H,"misses":M} (the cache's counters at
+ *     that instant); 400 for another in_us
  *   GET  /admin/cache         {"entries","bytes","hits","misses","expired",
  *     "evictions","flushed"}: the harness's verify step for cache faults
  *   POST /admin/trigger?active=0|1, GET /admin/trigger  the trigger flag fed

@@ -23,7 +23,7 @@
 #include "resilience/control.h"
 
 #define NS_PER_SEC   1000000000ull
-#define TARGET_TESTS 41
+#define TARGET_TESTS 43
 
 static char tmp[64];
 
@@ -169,10 +169,14 @@ static void offline_tests(void)
 		ok(rc == -EINVAL, "a prefix that would need URL encoding is refused: %s", err.msg);
 		cfg.cache.op = FL_CACHE_EXPIRE;
 		cfg.cache.prefix = NULL;
-		cfg.cache.expire_in_ns = NS_PER_SEC;
+		cfg.cache.expire_in_ns = 3601 * NS_PER_SEC;
 		rc = fl_fault_new(&f, &cfg, &none, NULL, &err);
-		ok(rc == -EINVAL && strstr(err.msg, "expire_in"), "expire_in > 0 refused: %s",
+		ok(rc == -EINVAL && strstr(err.msg, "expire_in"), "expire_in above 1h refused: %s",
 		   err.msg);
+		cfg.cache.expire_in_ns = 1500;
+		rc = fl_fault_new(&f, &cfg, &none, NULL, &err);
+		ok(rc == -EINVAL && strstr(err.msg, "microseconds"),
+		   "expire_in of 1.5 µs refused (the target takes whole µs): %s", err.msg);
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.family = FL_FAULT_JITTER;
 		cfg.action = "nj";
@@ -580,6 +584,31 @@ static void target_tests(void)
 		}
 		fl_fault_free(f);
 		f = NULL;
+
+		/* expire_in: the entries stay valid until the instant, then all miss. */
+		cfg.action = "stampede-later";
+		cfg.cache.expire_in_ns = 300 * NS_PER_SEC / 1000;
+		if (fl_fault_new(&f, &cfg, &t, NULL, &err) < 0)
+			bail_out("cache: %s", err.msg);
+		{
+			double misses;
+
+			warm(svc.http_port, 9);
+			misses = get_number(cache, "misses", NULL);
+			rc = fl_fault_apply(f, &err);
+			rc = rc ? rc : fl_fault_verify(f, &err);
+			warm(svc.http_port, 9);
+			ok(rc == 0 && get_number(cache, "misses", NULL) == misses,
+			   "expire_in 300ms applied and verified, entries still hit before the "
+			   "instant%s%s",
+			   rc ? ": " : "", rc ? err.msg : "");
+			usleep(400 * 1000);
+			warm(svc.http_port, 9);
+			is_double(get_number(cache, "misses", NULL) - misses, 9, 0,
+				  "after the instant every lookup misses (9 of 9)");
+		}
+		fl_fault_free(f);
+		f = NULL;
 	}
 
 	ok(targetproc_stop(&svc, 5000) == 0 && targetproc_stop(&dep, 5000) == 0,
@@ -588,7 +617,7 @@ static void target_tests(void)
 
 int main(void)
 {
-	plan(27 + TARGET_TESTS);
+	plan(28 + TARGET_TESTS);
 	/* The watchdog kills the children and removes both temporary
 	 * directories, also when the test runs out of time. */
 	targetproc_watchdog(60);

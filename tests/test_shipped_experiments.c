@@ -616,8 +616,8 @@ int main(void)
 	sa.sa_handler = on_alarm;
 	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	alarm((unsigned)((nexps + ntwins) * (RUN_TIMEOUT_S + STOP_GRACE_S) +
-			 nexps * VALIDATE_S + 60));
+	alarm((unsigned)((nexps + ntwins) * (RUN_TIMEOUT_S + STOP_GRACE_S) + nexps * VALIDATE_S +
+			 60));
 
 	plan(2 + 5 * nexps + 4 * ntwins);
 	ok(nexps >= 4, "%d experiments ship in experiments/ (at least 4)", nexps);

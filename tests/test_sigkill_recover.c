@@ -68,7 +68,7 @@
 static char faultline[PATH_MAX];
 static char dir[64];
 static char statedir[128], statedir2[128];
-static volatile pid_t current;		    /* the faultline run in progress */
+static volatile pid_t current;		 /* the faultline run in progress */
 static volatile pid_t orphans[MAX_PIDS]; /* target pids of part 2 seen so far */
 static volatile int norphans;
 static uint64_t rng = SEED;
@@ -246,8 +246,8 @@ static bool control_normal(const char *path, char *why, size_t cap)
 		if (atomic_load(&((struct rs_control_breaker *)s)->state) != RS_SLOT_NAMED)
 			continue;
 		if (rs_control_force_read(&s->force) != RS_FORCE_NONE) {
-			len += (size_t)snprintf(why + len, cap - len, "%s: breaker '%s' forced %u; ",
-						path, s->name,
+			len += (size_t)snprintf(why + len, cap - len,
+						"%s: breaker '%s' forced %u; ", path, s->name,
 						(unsigned)rs_control_force_read(&s->force));
 			normal = false;
 		}
@@ -318,7 +318,7 @@ int main(void)
 {
 	const char *b = getenv("FAULTLINE_BUILD");
 	struct targetproc dep, svc;
-	char why[512], path[256], svc_ctl[128], dep_ctl[128], items[128], exp1[128], exp2[128];
+	char why[512], path[PATH_MAX], svc_ctl[128], dep_ctl[128], items[128], exp1[128], exp2[128];
 	char log[160], depenv[160], svcenv[160], dp[16], text[4096];
 	static char out[OUT_MAX];
 	int st, during = 0;
@@ -350,8 +350,8 @@ int main(void)
 	snprintf(depenv, sizeof(depenv), "RESILIENCE_CONTROL=%s", dep_ctl);
 	snprintf(svcenv, sizeof(svcenv), "RESILIENCE_CONTROL=%s", svc_ctl);
 	if (targetproc_start(&dep,
-			     (const char *[]){ "--role", "dependency", "--port", "0", "--admin-port",
-					       "0", NULL },
+			     (const char *[]){ "--role", "dependency", "--port", "0",
+					       "--admin-port", "0", NULL },
 			     (const char *[]){ depenv, NULL }, 5000, why, sizeof(why)) < 0)
 		bail_out("dependency: %s", why);
 	snprintf(dp, sizeof(dp), "127.0.0.1:%d", dep.http_port);
@@ -368,7 +368,8 @@ int main(void)
 	    "      \"fault\": { \"type\": \"jitter\", \"side\": \"both\", \"role\": \"both\",\n"
 	    "                 \"retries\": \"pause\", \"breaker\": \"dependency\", \"force\": "
 	    "\"open\" } },\n"
-	    "    { \"name\": \"flush\", \"at\": \"100ms\", \"for\": \"2s\", \"repeat\": \"100ms\",\n"
+	    "    { \"name\": \"flush\", \"at\": \"100ms\", \"for\": \"2s\", \"repeat\": "
+	    "\"100ms\",\n"
 	    "      \"fault\": { \"type\": \"cache\", \"mode\": \"flush\" } }\n"
 	    "  ]\n";
 	static const char head[] =
@@ -517,8 +518,8 @@ int main(void)
 			if (n < 3 || strcmp(e->d_name + n - 2, ".d") != 0)
 				continue;
 			for (int r = 0; r < 2; r++) {
-				snprintf(path, sizeof(path), "%s/%s/%s.control", statedir2, e->d_name,
-					 r ? "dependency" : "service");
+				snprintf(path, sizeof(path), "%s/%s/%s.control", statedir2,
+					 e->d_name, r ? "dependency" : "service");
 				if (access(path, F_OK) != 0)
 					continue;
 				files++;

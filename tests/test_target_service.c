@@ -238,14 +238,31 @@ static void endpoints(void)
 	ok(st == 200 && strcmp(body, "{\"flushed\":1}") == 0,
 	   "flush with a prefix drops only that key: %s", body);
 	st = post(ap, "/admin/cache/expire", NULL, NULL, body, sizeof(body));
-	ok(st == 200 && strcmp(body, "{\"expired\":1}") == 0, "expire touches every entry: %s",
-	   body);
+	ok(st == 200 && strstr(body, "{\"expired\":1,\"in_us\":0,\"hits\":") == body &&
+	       strstr(body, ",\"misses\":"),
+	   "expire touches every entry and gives the counters of that instant: %s", body);
 	{
 		double misses = metric(sp, "faultline_cache_misses_total");
 
 		get(sp, "/item/150", NULL, 0);
 		is_double(metric(sp, "faultline_cache_misses_total") - misses, 1, 0,
 			  "an expired entry misses");
+		st = post(ap, "/admin/cache/expire?in_us=300000", NULL, NULL, body, sizeof(body));
+		ok(st == 200 && strstr(body, "{\"expired\":1,\"in_us\":300000,") == body,
+		   "expire in 300 ms: %s", body);
+		misses = metric(sp, "faultline_cache_misses_total");
+		get(sp, "/item/150", NULL, 0);
+		is_double(metric(sp, "faultline_cache_misses_total") - misses, 0, 0,
+			  "before the instant the entry still hits");
+		usleep(400 * 1000);
+		get(sp, "/item/150", NULL, 0);
+		is_double(metric(sp, "faultline_cache_misses_total") - misses, 1, 0,
+			  "after the instant it misses");
+		st = post(ap, "/admin/cache/expire?in_us=3600000001", NULL, NULL, body,
+			  sizeof(body));
+		ok(st == 400 && strstr(body, "in_us"), "in_us above 1 h: 400 (%s)", body);
+		st = post(ap, "/admin/cache/expire?in_us=-5", NULL, NULL, body, sizeof(body));
+		ok(st == 400, "a negative in_us: 400");
 	}
 	st = post(ap, "/admin/cache/flush", NULL, NULL, body, sizeof(body));
 	ok(st == 200 && strcmp(body, "{\"flushed\":1}") == 0, "flush without a prefix: %s", body);
@@ -720,7 +737,7 @@ int main(void)
 	char out[256], err[512];
 	int st = -1;
 
-	plan(60);
+	plan(65);
 	targetproc_watchdog(120);
 	if (!targetproc_binary())
 		skip_all("FAULTLINE_BUILD/faultline-target is missing (run through make test)");
