@@ -19,7 +19,7 @@ LDLIBS_CORE = -pthread -lm
 .DEFAULT_GOAL := all
 # Keep test and bench objects (intermediates of the pattern rules) between builds.
 .SECONDARY:
-.PHONY: all test check bench bench-load run deps install clean format format-check
+.PHONY: all test check bench bench-load bench-run run deps install clean format format-check
 
 # ---- the resilience core -------------------------------------------------
 CORE_SRC := $(sort $(wildcard resilience/*.c))
@@ -166,13 +166,30 @@ bench: $(BENCH_BIN)
 	@scripts/deps.sh bench
 	scripts/bench.sh $(BUILD)/bench BENCHMARKS.md
 
+# The orchestrator: empty-run wall time, probe overhead, fault apply/revert
+# latency, stop-condition-to-revert time, harness RSS (bench/run/*.json).
+bench-run: $(if $(NODEPS),,deps-bench-run) $(PROGRAMS)
+	scripts/bench-run.py $(BUILD) BENCHMARKS.md
+
+.PHONY: deps-bench-run
+deps-bench-run:
+	@scripts/deps.sh run bench-run
+
 # Load generator against wrk, on nginx-light and the reference target.
 bench-load: $(PROGRAMS)
 	@scripts/deps.sh bench-load
 	FAULTLINE_BUILD=$(abspath $(BUILD)) scripts/bench-load.sh BENCHMARKS.md
 
-# Until the orchestrator lands, "run" shows the core at work: its benchmarks.
-run: bench
+# faultline's main job: one shipped experiment, end to end, against the
+# reference target (started and stopped by faultline), printing the verdicts.
+RUN_EXPERIMENT ?= experiments/retry-storm.json
+
+run: $(if $(NODEPS),,deps-run) $(PROGRAMS)
+	$(BUILD)/faultline run $(RUN_EXPERIMENT)
+
+.PHONY: deps-run
+deps-run:
+	@scripts/deps.sh run
 
 install: $(CORE_A) $(CORE_SO) $(BUILD)/resilience.pc
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \

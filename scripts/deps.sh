@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, and only those that are
-# missing. Usage: scripts/deps.sh GROUP...  (groups: test check fuzz format bench bench-load)
+# missing. Usage: scripts/deps.sh GROUP...  (groups: run test check fuzz format bench bench-load bench-run)
 # Each requirement is "cmd:NAME:PACKAGE" (a command on PATH) or
 # "pc:MODULE:PACKAGE" (a pkg-config module) or "h:HEADER:PACKAGE" (a header
 # file, for libraries that ship no .pc).  Prints what it installs; fails
@@ -10,6 +10,11 @@ set -eu
 reqs=""
 for group in "$@"; do
 	case "$group" in
+	run)
+		reqs="$reqs cmd:pkg-config:pkg-config"
+		reqs="$reqs pc:libuv:libuv1-dev pc:liburing:liburing-dev pc:libcjson:libcjson-dev"
+		reqs="$reqs h:/usr/include/http_parser.h:libhttp-parser-dev"
+		;;
 	test | check)
 		reqs="$reqs cmd:prove:perl cmd:pkg-config:pkg-config"
 		reqs="$reqs h:/usr/lib/python3/dist-packages/jsonschema/__init__.py:python3-jsonschema"
@@ -21,6 +26,7 @@ for group in "$@"; do
 		reqs="$reqs h:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev"
 		;;
 	bench) reqs="$reqs cmd:valgrind:valgrind" ;;
+	bench-run) reqs="$reqs cmd:python3:python3" ;;
 	bench-load) reqs="$reqs cmd:wrk:wrk h:/usr/sbin/nginx:nginx-light" ;;
 	*) echo "deps: unknown group '$group'" >&2; exit 2 ;;
 	esac
