@@ -302,7 +302,7 @@ int rs_hist_expo(struct rs_expo *e, const char *name, const char *const *labels,
 {
 	const char *lab[2 * RS_HIST_EXPO_MAX_LABELS + 3];
 	char sample[RS_HIST_EXPO_NAME_MAX + 8], le[32];
-	size_t nlab = 0, namelen = strlen(name), i = 0;
+	size_t nlab = 0, namelen = strlen(name), i = 0, end = 0;
 	uint64_t cum = 0;
 
 	if (namelen == 0 || namelen > RS_HIST_EXPO_NAME_MAX)
@@ -322,13 +322,20 @@ int rs_hist_expo(struct rs_expo *e, const char *name, const char *const *labels,
 	lab[nlab + 1] = le;
 	lab[nlab + 2] = NULL;
 
+	/* Only the stored buckets from min's to max's can hold counts (min and
+	 * max only ever widen), so the scan starts and ends there: a scrape
+	 * costs the recorded range, not the whole table. */
+	if (h->total > h->overflow) {
+		i = h->min < h->lowest ? 0 : abs_index(h, h->min) - h->offset;
+		end = h->max > h->highest ? h->len : abs_index(h, h->max) - h->offset + 1;
+	}
 	snprintf(sample, sizeof(sample), "%s_bucket", name);
 	for (size_t k = 0; k < nle; k++) {
 		double le_ns = le_seconds[k] * 1e9;
 		uint64_t lo, width;
 
 		/* Buckets are visited once over all the bounds: le ascends. */
-		for (; i < h->len; i++) {
+		for (; i < end; i++) {
 			abs_range(h, i + h->offset, &lo, &width);
 			if (i && (double)lo > le_ns)
 				break;
