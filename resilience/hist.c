@@ -297,12 +297,29 @@ static void fmt_le(char *buf, size_t n, double v)
 	}
 }
 
+/* The number of stored buckets, from the first, that a cumulative bucket
+ * `le` of le_ns counts: every bucket whose lower bound is at most le_ns (the
+ * first one always, as it holds the values below lowest). */
+static size_t le_boundary(const struct rs_hist *h, double le_ns)
+{
+	uint64_t v;
+	size_t n;
+
+	if (le_ns >= (double)h->highest)
+		return h->len;
+	v = (uint64_t)le_ns; /* bucket bounds are integers: lo <= le_ns iff lo <= floor */
+	if (v < h->lowest)
+		return 1;
+	n = abs_index(h, v) - h->offset + 1;
+	return n < h->len ? n : h->len;
+}
+
 int rs_hist_expo(struct rs_expo *e, const char *name, const char *const *labels,
 		 const struct rs_hist *h, const double *le_seconds, size_t nle)
 {
 	const char *lab[2 * RS_HIST_EXPO_MAX_LABELS + 3];
 	char sample[RS_HIST_EXPO_NAME_MAX + 8], le[32];
-	size_t nlab = 0, namelen = strlen(name), i = 0, end = 0;
+	size_t nlab = 0, namelen = strlen(name), i = 0, first = 0, end = 0;
 	uint64_t cum = 0;
 
 	if (namelen == 0 || namelen > RS_HIST_EXPO_NAME_MAX)
@@ -323,23 +340,22 @@ int rs_hist_expo(struct rs_expo *e, const char *name, const char *const *labels,
 	lab[nlab + 2] = NULL;
 
 	/* Only the stored buckets from min's to max's can hold counts (min and
-	 * max only ever widen), so the scan starts and ends there: a scrape
-	 * costs the recorded range, not the whole table. */
+	 * max only ever widen), so only those are summed: a scrape costs the
+	 * recorded range, not the whole table. */
 	if (h->total > h->overflow) {
-		i = h->min < h->lowest ? 0 : abs_index(h, h->min) - h->offset;
+		first = h->min < h->lowest ? 0 : abs_index(h, h->min) - h->offset;
 		end = h->max > h->highest ? h->len : abs_index(h, h->max) - h->offset + 1;
 	}
 	snprintf(sample, sizeof(sample), "%s_bucket", name);
 	for (size_t k = 0; k < nle; k++) {
 		double le_ns = le_seconds[k] * 1e9;
-		uint64_t lo, width;
+		size_t upto = le_boundary(h, le_ns);
 
-		/* Buckets are visited once over all the bounds: le ascends. */
-		for (; i < end; i++) {
-			abs_range(h, i + h->offset, &lo, &width);
-			if (i && (double)lo > le_ns)
-				break;
-			cum += h->counts[i];
+		/* Buckets are summed once over all the bounds: le ascends. */
+		if (upto > i) {
+			for (size_t j = i > first ? i : first; j < upto && j < end; j++)
+				cum += h->counts[j];
+			i = upto;
 		}
 		fmt_le(le, sizeof(le), le_seconds[k]);
 		rs_expo_sample(
