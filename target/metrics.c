@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,21 +57,19 @@ static ssize_t read_small(const char *path, char *buf, size_t size)
 
 int fl_proc_read(struct fl_proc *p)
 {
-	char buf[1024], *s;
-	unsigned long long utime, stime, size, resident;
-	long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	char buf[256];
+	unsigned long long size, resident;
+	long page = sysconf(_SC_PAGESIZE);
+	struct rusage ru;
 	ssize_t n;
 
 	memset(p, 0, sizeof(*p));
-	if ((n = read_small("/proc/self/stat", buf, sizeof(buf))) < 0)
-		return (int)n;
-	/* The command may hold spaces and parentheses: fields restart after the
-	 * last ')'; utime and stime are fields 14 and 15 (12th and 13th here). */
-	s = strrchr(buf, ')');
-	if (!s || sscanf(s + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-			 &stime) != 2)
-		return -EPROTO;
-	p->cpu_seconds = (double)(utime + stime) / (double)(tck > 0 ? tck : 100);
+	/* getrusage is one syscall; /proc/self/stat would be three and a
+	 * formatted page (a scrape reads this every time). */
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -errno;
+	p->cpu_seconds = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+			 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	if ((n = read_small("/proc/self/statm", buf, sizeof(buf))) < 0)
 		return (int)n;
 	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)

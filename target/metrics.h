@@ -117,11 +117,12 @@ uint64_t fl_requests_route_total(const struct fl_requests *r, enum fl_route rout
 /* ---- process figures -------------------------------------------------------- */
 
 struct fl_proc {
-	double cpu_seconds; /* user + system since start (/proc/self/stat) */
+	double cpu_seconds; /* user + system since start (getrusage) */
 	uint64_t rss_bytes; /* resident set (/proc/self/statm) */
 };
 
-/* Reads /proc/self.  0, or -errno (the figures are then 0). */
+/* Reads getrusage and /proc/self/statm.  0, or -errno (the figures are
+ * then 0). */
 int fl_proc_read(struct fl_proc *p) RS_WUR;
 
 /* ---- a growable buffer for the exposition ----------------------------------- */
