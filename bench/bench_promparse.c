@@ -24,7 +24,8 @@ static void load_text(void)
 		return;
 	f = fopen(EXPOSITION, "rb");
 	if (!f) {
-		fprintf(stderr, "bench_promparse: cannot open %s: %s (run from the repository root)\n",
+		fprintf(stderr,
+			"bench_promparse: cannot open %s: %s (run from the repository root)\n",
 			EXPOSITION, strerror(errno));
 		exit(2);
 	}
