@@ -10,6 +10,7 @@
  * output captured through a pipe, a 10 s alarm), so a crash or a hang
  * fails one test point instead of the program. */
 #include "tests/tap.h"
+#include "tests/srctree.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -53,24 +54,7 @@ static void fmt(char *buf, size_t size, const char *f, ...)
 
 static void find_src(void)
 {
-	const char *b = getenv("FAULTLINE_BUILD");
-	char probe[PATH_MAX + 64];
-	char *slash;
-
-	if (access("tests/bad-experiments/EXPECTED", R_OK) == 0) {
-		snprintf(src, sizeof(src), ".");
-		return;
-	}
-	if (b && strlen(b) < sizeof(src)) {
-		snprintf(src, sizeof(src), "%s", b);
-		slash = strrchr(src, '/');
-		if (slash)
-			*slash = '\0';
-		fmt(probe, sizeof(probe), "%s/tests/bad-experiments/EXPECTED", src);
-		if (access(probe, R_OK) == 0)
-			return;
-	}
-	bail_out("cannot find tests/bad-experiments (run from the repository root)");
+	srctree_find(src, sizeof(src), "tests/bad-experiments/EXPECTED", false);
 }
 
 struct run {

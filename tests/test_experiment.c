@@ -8,6 +8,7 @@
  * `make test` does), or with FAULTLINE_BUILD pointing to a build directory
  * inside it. */
 #include "tests/tap.h"
+#include "tests/srctree.h"
 #include "tests/failalloc.h"
 
 #include <errno.h>
@@ -40,24 +41,7 @@ static void cleanup(void)
  * the parent of $FAULTLINE_BUILD. */
 static void find_src(void)
 {
-	const char *b = getenv("FAULTLINE_BUILD");
-	char probe[PATH_MAX + 32];
-	char *slash;
-
-	if (access("experiments/schema.json", R_OK) == 0) {
-		snprintf(src, sizeof(src), ".");
-		return;
-	}
-	if (b && strlen(b) < sizeof(src)) {
-		snprintf(src, sizeof(src), "%s", b);
-		slash = strrchr(src, '/');
-		if (slash)
-			*slash = '\0';
-		snprintf(probe, sizeof(probe), "%s/experiments/schema.json", src);
-		if (access(probe, R_OK) == 0)
-			return;
-	}
-	bail_out("cannot find the source tree (run from the repository root)");
+	srctree_find(src, sizeof(src), "experiments/schema.json", false);
 }
 
 static char *read_file(const char *rel, size_t *len)

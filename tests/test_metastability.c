@@ -39,6 +39,7 @@
  * children; at most 1000 connections, 20 s of load per run.
  */
 #include "tests/tap.h"
+#include "tests/srctree.h"
 #include "tests/promtext.h"
 #include "tests/targetproc.h"
 
@@ -126,24 +127,7 @@ static double secs(uint64_t ns, uint64_t origin)
  * $FAULTLINE_BUILD. */
 static void find_src(void)
 {
-	const char *b = getenv("FAULTLINE_BUILD");
-	char probe[PATH_MAX + 64];
-	char *slash;
-
-	if (access("experiments/targets/defended.json", R_OK) == 0) {
-		snprintf(src, sizeof(src), ".");
-		return;
-	}
-	if (b && strlen(b) < sizeof(src)) {
-		snprintf(src, sizeof(src), "%s", b);
-		slash = strrchr(src, '/');
-		if (slash)
-			*slash = '\0';
-		snprintf(probe, sizeof(probe), "%s/experiments/targets/defended.json", src);
-		if (access(probe, R_OK) == 0)
-			return;
-	}
-	bail_out("cannot find experiments/targets/ (run from the repository root)");
+	srctree_find(src, sizeof(src), "experiments/targets/defended.json", false);
 }
 
 /* ---- talking to the children (blocking, bounded by HTTP_MS) ---------------------- */

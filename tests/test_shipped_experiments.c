@@ -30,6 +30,7 @@
  * state directory.
  */
 #include "tests/tap.h"
+#include "tests/srctree.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -155,28 +156,7 @@ static void on_alarm(int sig)
 
 static void find_root(void)
 {
-	const char *b = getenv("FAULTLINE_BUILD");
-	char probe[PATH_MAX + 64];
-
-	if (access("experiments/schema.json", R_OK) == 0 &&
-	    access("tests/experiments-negative/TWINS", R_OK) == 0) {
-		if (!getcwd(root, sizeof(root)))
-			bail_out("getcwd: %s", strerror(errno));
-		return;
-	}
-	if (b && strlen(b) < sizeof(root)) {
-		char *slash;
-
-		snprintf(root, sizeof(root), "%s", b);
-		slash = strrchr(root, '/');
-		if (slash)
-			*slash = '\0';
-		snprintf(probe, sizeof(probe), "%s/tests/experiments-negative/TWINS", root);
-		if (access(probe, R_OK) == 0)
-			return;
-	}
-	bail_out("cannot find experiments/ and tests/experiments-negative/ (run from the "
-		 "repository root)");
+	srctree_find(root, sizeof(root), "tests/experiments-negative/TWINS", true);
 }
 
 static int cmp_str(const void *a, const void *b)
