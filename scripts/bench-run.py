@@ -108,28 +108,15 @@ def http_ok(port, path):
 def target_startup(build):
     """Seconds from spawning the dependency role to its /healthz answering."""
     t0 = time.monotonic()
-    p = subprocess.Popen([os.path.join(build, "faultline-target"), "--role", "dependency",
-                          "--port", "0", "--admin-port", "0"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
+    p, port = start_role(build, ["--role", "dependency", "--port", "0", "--admin-port", "0"])
     try:
-        line = p.stdout.readline().decode()
-        m = re.search(r"http=127\.0\.0\.1:(\d+)", line)
-        if not m:
-            sys.exit("bench-run: faultline-target did not announce its port: %r" % line)
-        port = int(m.group(1))
         while not http_ok(port, "/healthz"):
             if time.monotonic() - t0 > 5:
                 sys.exit("bench-run: faultline-target not ready in 5 s")
             time.sleep(0.001)
         return time.monotonic() - t0
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_role(p)
 
 
 def read_journal(path):
