@@ -3,103 +3,37 @@
 #include <errno.h>
 #include <string.h>
 
+#include "resilience/keyset.h"
+
 /* A list of waiters: a slot's, or the one being called back by finish. */
 struct wlist {
 	struct rs_coalesce_waiter *head, *tail;
 };
 
 struct slot {
-	uint64_t hash;
-	uint32_t keylen;
 	uint32_t next_free;
 	struct wlist waiters;
 };
 
 #define NONE UINT32_MAX
 
-/* In-flight keys live in `slots` (keys in `keys`, key_max bytes each) and
- * are found through `index`, an open-addressing table of slot numbers + 1
- * (0 = empty) with linear probing, at most half full. */
+/* In-flight keys: their waiters in `slots`, the keys themselves in `keys`
+ * under the same slot numbers. */
 struct rs_coalesce {
 	const struct rs_alloc *alloc;
 	struct slot *slots;
-	unsigned char *keys;
-	uint32_t *index;
-	size_t capacity, key_max, mask, used;
+	struct rs__keyset keys;
+	size_t capacity, key_max, used;
 	uint32_t free_head;
-	uint64_t seed;
 	uint64_t leaders, coalesced, full;
 	char name[RS_COALESCE_NAME_MAX];
 };
-
-static uint64_t hash_key(uint64_t seed, const unsigned char *k, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull ^ seed;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= k[i];
-		h *= 0x100000001b3ull;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
-/* Position in index of the key, or of the empty cell where it would go;
- * *found says which. */
-static size_t lookup(const struct rs_coalesce *c, uint64_t hash, const void *key, size_t keylen,
-		     int *found)
-{
-	size_t i = hash & c->mask;
-
-	for (;; i = (i + 1) & c->mask) {
-		uint32_t s = c->index[i];
-		const struct slot *sl;
-
-		if (s == 0) {
-			*found = 0;
-			return i;
-		}
-		sl = &c->slots[s - 1];
-		if (sl->hash == hash && sl->keylen == keylen &&
-		    memcmp(c->keys + (size_t)(s - 1) * c->key_max, key, keylen) == 0) {
-			*found = 1;
-			return i;
-		}
-	}
-}
-
-/* Empties index cell i, shifting later entries of the probe run back so
- * lookups never need tombstones. */
-static void index_remove(struct rs_coalesce *c, size_t i)
-{
-	size_t j = i;
-
-	for (;;) {
-		uint32_t s;
-		size_t home;
-
-		j = (j + 1) & c->mask;
-		s = c->index[j];
-		if (s == 0)
-			break;
-		home = c->slots[s - 1].hash & c->mask;
-		if (((j - home) & c->mask) >= ((j - i) & c->mask)) {
-			c->index[i] = s;
-			i = j;
-		}
-	}
-	c->index[i] = 0;
-}
 
 int rs_coalesce_new(struct rs_coalesce **out, const struct rs_coalesce_opts *opts,
 		    struct rs_err *err)
 {
 	struct rs_coalesce *c = NULL;
-	size_t namelen, tsize = 2;
+	size_t namelen;
 	int rc;
 
 	*out = NULL;
@@ -115,25 +49,19 @@ int rs_coalesce_new(struct rs_coalesce **out, const struct rs_coalesce_opts *opt
 	if (opts->key_max < 1 || opts->key_max > RS_COALESCE_KEY_MAX)
 		return rs__einval(err, "coalesce: key_max must be in [1, %d], got %zu",
 				  RS_COALESCE_KEY_MAX, opts->key_max);
-	while (tsize < 2 * opts->capacity)
-		tsize *= 2;
-
 	c = rs__calloc(opts->alloc, 1, sizeof(*c));
 	if (!c)
 		return rs__enomem(err, "coalesce");
 	c->alloc = opts->alloc;
 	c->slots = rs__calloc(c->alloc, opts->capacity, sizeof(*c->slots));
-	c->keys = rs__calloc(c->alloc, opts->capacity, opts->key_max);
-	c->index = rs__calloc(c->alloc, tsize, sizeof(*c->index));
-	if (!c->slots || !c->keys || !c->index) {
+	if (!c->slots ||
+	    rs__keyset_init(&c->keys, c->alloc, opts->capacity, opts->key_max, opts->seed) < 0) {
 		rc = rs__enomem(err, "coalesce");
 		goto fail;
 	}
 	memcpy(c->name, opts->name, namelen + 1);
 	c->capacity = opts->capacity;
 	c->key_max = opts->key_max;
-	c->mask = tsize - 1;
-	c->seed = opts->seed;
 	for (size_t i = 0; i < c->capacity; i++)
 		c->slots[i].next_free = i + 1 < c->capacity ? (uint32_t)(i + 1) : NONE;
 	c->free_head = 0;
@@ -148,8 +76,7 @@ void rs_coalesce_free(struct rs_coalesce *c)
 {
 	if (!c)
 		return;
-	rs__free(c->alloc, c->index);
-	rs__free(c->alloc, c->keys);
+	rs__keyset_free(&c->keys);
 	rs__free(c->alloc, c->slots);
 	rs__free(c->alloc, c);
 }
@@ -202,10 +129,10 @@ int rs_coalesce_begin(struct rs_coalesce *c, const void *key, size_t keylen,
 		return -EINVAL;
 	if (w->list)
 		return -EBUSY;
-	hash = hash_key(c->seed, key, keylen);
-	pos = lookup(c, hash, key, keylen, &found);
+	hash = rs__keyset_hash(&c->keys, key, keylen);
+	pos = rs__keyset_lookup(&c->keys, hash, key, keylen, &found);
 	if (found) {
-		link_tail(&c->slots[c->index[pos] - 1].waiters, w);
+		link_tail(&c->slots[c->keys.index[pos] - 1].waiters, w);
 		c->coalesced++;
 		return RS_COALESCE_JOINED;
 	}
@@ -215,11 +142,8 @@ int rs_coalesce_begin(struct rs_coalesce *c, const void *key, size_t keylen,
 	}
 	s = c->free_head;
 	c->free_head = c->slots[s].next_free;
-	c->slots[s].hash = hash;
-	c->slots[s].keylen = (uint32_t)keylen;
 	c->slots[s].waiters.head = c->slots[s].waiters.tail = NULL;
-	memcpy(c->keys + (size_t)s * c->key_max, key, keylen);
-	c->index[pos] = s + 1;
+	rs__keyset_insert(&c->keys, pos, s, hash, key, keylen);
 	c->used++;
 	link_tail(&c->slots[s].waiters, w);
 	c->leaders++;
@@ -237,17 +161,18 @@ int rs_coalesce_finish(struct rs_coalesce *c, const void *key, size_t keylen, in
 
 	if (keylen < 1 || keylen > c->key_max)
 		return -ENOENT;
-	pos = lookup(c, hash_key(c->seed, key, keylen), key, keylen, &found);
+	pos = rs__keyset_lookup(&c->keys, rs__keyset_hash(&c->keys, key, keylen), key, keylen,
+				&found);
 	if (!found)
 		return -ENOENT;
-	s = c->index[pos] - 1;
+	s = c->keys.index[pos] - 1;
 	/* Take the waiters and free the slot before any callback runs: a
 	 * callback may begin the same key (and lead it), finish another key,
 	 * or cancel a waiter that has not been called back yet. */
 	pending = c->slots[s].waiters;
 	for (w = pending.head; w; w = w->next)
 		w->list = &pending;
-	index_remove(c, pos);
+	rs__keyset_remove(&c->keys, pos);
 	c->slots[s].next_free = c->free_head;
 	c->free_head = s;
 	c->used--;

@@ -3,104 +3,35 @@
 #include <errno.h>
 #include <string.h>
 
+#include "resilience/keyset.h"
+
 #define NONE UINT32_MAX
 
 enum { FREE, RUNNING, DONE };
 
-/* An entry; its key and result live in the arenas at its number times
- * key_max / result_max.  Completed entries are on the `done` list in
+/* An entry; its key lives in `keys` under its number, its result in the
+ * `results` arena at its number times result_max.  Completed entries are on the `done` list in
  * completion order (head = oldest, the first to expire or be evicted);
  * free entries are on a singly linked free list through `next`. */
 struct entry {
-	uint64_t hash;
 	uint64_t expires_ns;
-	uint32_t keylen;
 	uint32_t state;
 	uint32_t prev, next;
 	uint32_t len;
 	int status;
 };
 
-/* `index` is an open-addressing table of entry numbers + 1 (0 = empty),
- * linear probing, at most half full. */
 struct rs_idem {
 	const struct rs_alloc *alloc;
 	struct entry *entries;
-	unsigned char *keys, *results;
-	uint32_t *index;
-	size_t capacity, key_max, result_max, mask, used, running;
-	uint64_t ttl_ns, seed;
+	struct rs__keyset keys;
+	unsigned char *results;
+	size_t capacity, key_max, result_max, used, running;
+	uint64_t ttl_ns;
 	uint32_t free_head, done_head, done_tail;
 	uint64_t first_seen, duplicates, in_progress, expired, evicted, full;
 	char name[RS_IDEM_NAME_MAX];
 };
-
-static uint64_t hash_key(uint64_t seed, const unsigned char *k, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull ^ seed;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= k[i];
-		h *= 0x100000001b3ull;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
-static unsigned char *key_of(const struct rs_idem *t, uint32_t e)
-{
-	return t->keys + (size_t)e * t->key_max;
-}
-
-/* Position in index of the key, or of the empty cell where it would go. */
-static size_t lookup(const struct rs_idem *t, uint64_t hash, const void *key, size_t keylen,
-		     int *found)
-{
-	size_t i = hash & t->mask;
-
-	for (;; i = (i + 1) & t->mask) {
-		uint32_t s = t->index[i];
-		const struct entry *en;
-
-		if (s == 0) {
-			*found = 0;
-			return i;
-		}
-		en = &t->entries[s - 1];
-		if (en->hash == hash && en->keylen == keylen &&
-		    memcmp(key_of(t, s - 1), key, keylen) == 0) {
-			*found = 1;
-			return i;
-		}
-	}
-}
-
-/* Empties index cell i, shifting later entries of the probe run back so
- * lookups never need tombstones. */
-static void index_remove(struct rs_idem *t, size_t i)
-{
-	size_t j = i;
-
-	for (;;) {
-		uint32_t s;
-		size_t home;
-
-		j = (j + 1) & t->mask;
-		s = t->index[j];
-		if (s == 0)
-			break;
-		home = t->entries[s - 1].hash & t->mask;
-		if (((j - home) & t->mask) >= ((j - i) & t->mask)) {
-			t->index[i] = s;
-			i = j;
-		}
-	}
-	t->index[i] = 0;
-}
 
 static void done_unlink(struct rs_idem *t, uint32_t e)
 {
@@ -134,9 +65,10 @@ static void drop(struct rs_idem *t, uint32_t e)
 {
 	struct entry *en = &t->entries[e];
 	int found;
-	size_t pos = lookup(t, en->hash, key_of(t, e), en->keylen, &found);
+	size_t pos = rs__keyset_lookup(&t->keys, t->keys.hash[e], rs__keyset_key(&t->keys, e),
+				       t->keys.keylen[e], &found);
 
-	index_remove(t, pos);
+	rs__keyset_remove(&t->keys, pos);
 	if (en->state == DONE)
 		done_unlink(t, e);
 	else
@@ -150,7 +82,7 @@ static void drop(struct rs_idem *t, uint32_t e)
 int rs_idem_new(struct rs_idem **out, const struct rs_idem_opts *opts, struct rs_err *err)
 {
 	struct rs_idem *t = NULL;
-	size_t namelen, tsize = 2;
+	size_t namelen;
 	int rc;
 
 	*out = NULL;
@@ -171,19 +103,15 @@ int rs_idem_new(struct rs_idem **out, const struct rs_idem_opts *opts, struct rs
 				  RS_IDEM_RESULT_MAX, opts->result_max);
 	if (opts->ttl_ns == 0)
 		return rs__einval(err, "idem: ttl_ns must be > 0, got 0");
-	while (tsize < 2 * opts->capacity)
-		tsize *= 2;
-
 	t = rs__calloc(opts->alloc, 1, sizeof(*t));
 	if (!t)
 		return rs__enomem(err, "idem");
 	t->alloc = opts->alloc;
 	t->entries = rs__calloc(t->alloc, opts->capacity, sizeof(*t->entries));
-	t->keys = rs__calloc(t->alloc, opts->capacity, opts->key_max);
 	t->results =
 	    opts->result_max ? rs__calloc(t->alloc, opts->capacity, opts->result_max) : NULL;
-	t->index = rs__calloc(t->alloc, tsize, sizeof(*t->index));
-	if (!t->entries || !t->keys || (opts->result_max && !t->results) || !t->index) {
+	if (!t->entries || (opts->result_max && !t->results) ||
+	    rs__keyset_init(&t->keys, t->alloc, opts->capacity, opts->key_max, opts->seed) < 0) {
 		rc = rs__enomem(err, "idem");
 		goto fail;
 	}
@@ -191,9 +119,7 @@ int rs_idem_new(struct rs_idem **out, const struct rs_idem_opts *opts, struct rs
 	t->capacity = opts->capacity;
 	t->key_max = opts->key_max;
 	t->result_max = opts->result_max;
-	t->mask = tsize - 1;
 	t->ttl_ns = opts->ttl_ns;
-	t->seed = opts->seed;
 	for (size_t i = 0; i < t->capacity; i++)
 		t->entries[i].next = i + 1 < t->capacity ? (uint32_t)(i + 1) : NONE;
 	t->free_head = 0;
@@ -209,9 +135,8 @@ void rs_idem_free(struct rs_idem *t)
 {
 	if (!t)
 		return;
-	rs__free(t->alloc, t->index);
+	rs__keyset_free(&t->keys);
 	rs__free(t->alloc, t->results);
-	rs__free(t->alloc, t->keys);
 	rs__free(t->alloc, t->entries);
 	rs__free(t->alloc, t);
 }
@@ -233,10 +158,10 @@ int rs_idem_check(struct rs_idem *t, const void *key, size_t keylen, uint64_t no
 		drop(t, t->done_head);
 		t->expired++;
 	}
-	hash = hash_key(t->seed, key, keylen);
-	pos = lookup(t, hash, key, keylen, &found);
+	hash = rs__keyset_hash(&t->keys, key, keylen);
+	pos = rs__keyset_lookup(&t->keys, hash, key, keylen, &found);
 	if (found) {
-		e = t->index[pos] - 1;
+		e = t->keys.index[pos] - 1;
 		en = &t->entries[e];
 		if (en->state == RUNNING) {
 			t->in_progress++;
@@ -252,7 +177,7 @@ int rs_idem_check(struct rs_idem *t, const void *key, size_t keylen, uint64_t no
 		/* Expired but not at the head: completions were out of order. */
 		drop(t, e);
 		t->expired++;
-		pos = lookup(t, hash, key, keylen, &found);
+		pos = rs__keyset_lookup(&t->keys, hash, key, keylen, &found);
 	}
 	if (t->free_head == NONE) {
 		if (t->done_head == NONE) {
@@ -261,19 +186,16 @@ int rs_idem_check(struct rs_idem *t, const void *key, size_t keylen, uint64_t no
 		}
 		drop(t, t->done_head);
 		t->evicted++;
-		pos = lookup(t, hash, key, keylen, &found);
+		pos = rs__keyset_lookup(&t->keys, hash, key, keylen, &found);
 	}
 	e = t->free_head;
 	en = &t->entries[e];
 	t->free_head = en->next;
-	en->hash = hash;
-	en->keylen = (uint32_t)keylen;
 	en->state = RUNNING;
 	en->prev = en->next = NONE;
 	en->len = 0;
 	en->status = 0;
-	memcpy(key_of(t, e), key, keylen);
-	t->index[pos] = e + 1;
+	rs__keyset_insert(&t->keys, pos, e, hash, key, keylen);
 	t->used++;
 	t->running++;
 	t->first_seen++;
@@ -287,10 +209,11 @@ static int find(const struct rs_idem *t, const void *key, size_t keylen, uint32_
 
 	if (keylen < 1 || keylen > t->key_max)
 		return -ENOENT;
-	pos = lookup(t, hash_key(t->seed, key, keylen), key, keylen, &found);
+	pos = rs__keyset_lookup(&t->keys, rs__keyset_hash(&t->keys, key, keylen), key, keylen,
+				&found);
 	if (!found)
 		return -ENOENT;
-	*e = t->index[pos] - 1;
+	*e = t->keys.index[pos] - 1;
 	return t->entries[*e].state == RUNNING ? 0 : -EALREADY;
 }
 
