@@ -8,18 +8,15 @@
 set -eu
 
 reqs=""
+# What building faultline needs: its libraries and pkg-config.
+libs="cmd:pkg-config:pkg-config pc:libuv:libuv1-dev pc:liburing:liburing-dev"
+libs="$libs pc:libcjson:libcjson-dev h:/usr/include/http_parser.h:libhttp-parser-dev"
 for group in "$@"; do
 	case "$group" in
-	run)
-		reqs="$reqs cmd:pkg-config:pkg-config"
-		reqs="$reqs pc:libuv:libuv1-dev pc:liburing:liburing-dev pc:libcjson:libcjson-dev"
-		reqs="$reqs h:/usr/include/http_parser.h:libhttp-parser-dev"
-		;;
+	run) reqs="$reqs $libs" ;;
 	test | check)
-		reqs="$reqs cmd:prove:perl cmd:pkg-config:pkg-config"
+		reqs="$reqs $libs cmd:prove:perl"
 		reqs="$reqs h:/usr/lib/python3/dist-packages/jsonschema/__init__.py:python3-jsonschema"
-		reqs="$reqs pc:libuv:libuv1-dev pc:liburing:liburing-dev pc:libcjson:libcjson-dev"
-		reqs="$reqs h:/usr/include/http_parser.h:libhttp-parser-dev"
 		;;
 	format) reqs="$reqs cmd:clang-format:clang-format" ;;
 	fuzz) reqs="$reqs cmd:clang:clang"
